@@ -1,0 +1,156 @@
+"""The ``flightai`` command: ``check``, ``run``, and ``hil ...`` (ground side, lazy)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from flightai import __version__
+from flightai.check import check_mission
+from flightai.config import ClockKind, load_mission
+from flightai.errors import FlightaiError
+from flightai.runtime import build_executive, make_clock
+from flightai.sched.executive import Executive
+from flightai.sched.health import Event, Severity
+from flightai.sched.io import DigestSink, Publication
+from flightai.timebase import NS_PER_MS, format_ns
+
+HIL_HINT = "flightai hil needs: pip install 'flightai[hil]'"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        status: int = args.handler(args)
+        return status
+    except FlightaiError as exc:
+        print(f"flightai: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flightai", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"flightai {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    check = sub.add_parser("check", help="validate a mission: schedule, models, providers, code")
+    check.add_argument("mission", type=Path)
+    check.set_defaults(handler=_cmd_check)
+    run = sub.add_parser("run", help="run a mission until stopped (SIGINT/SIGTERM) or for a time")
+    run.add_argument("mission", type=Path)
+    run.add_argument("--clock", choices=[c.value for c in ClockKind],
+                     help="override runtime.clock")
+    run.add_argument("--workers", type=int, help="override runtime.workers")
+    run.add_argument("--duration-ms", type=int, help="stop after this much mission time")
+    run.add_argument("--quiet", action="store_true", help="no status line, only the summary")
+    run.set_defaults(handler=_cmd_run)
+    hil = sub.add_parser("hil", help="bench and ground tools (needs flightai[hil])",
+                         add_help=False)
+    hil.add_argument("rest", nargs=argparse.REMAINDER)
+    hil.set_defaults(handler=_cmd_hil)
+    return parser
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    config = load_mission(args.mission)
+    result = check_mission(config, args.mission)
+    print("\n".join(result.lines))
+    return 1 if result.problems else 0
+
+
+class _ConsoleSink:
+    """Prints warnings and errors as they happen; feeds the output digest."""
+
+    def __init__(self, digest: DigestSink) -> None:
+        self._digest = digest
+
+    def publish(self, publication: Publication) -> None:
+        self._digest.publish(publication)
+
+    def event(self, event: Event) -> None:
+        if event.severity >= Severity.WARNING:
+            who = f" {event.task}" if event.task else ""
+            print(f"[{format_ns(event.t_ns):>10}] {event.severity.name} {event.kind}{who}: "
+                  f"{event.detail}", file=sys.stderr)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config = load_mission(args.mission)
+    clock_kind = ClockKind(args.clock) if args.clock else config.runtime.clock
+    if clock_kind is ClockKind.EXTERNAL:
+        print("flightai: error: the external clock is driven over the bus; use wall or fast here",
+              file=sys.stderr)
+        return 2
+    digest = DigestSink()
+    executive = build_executive(config, clock=make_clock(config, clock_kind),
+                                sinks=[_ConsoleSink(digest)], workers=args.workers)
+    duration_ms = args.duration_ms if args.duration_ms is not None else config.runtime.duration_ms
+    duration_ns = duration_ms * NS_PER_MS if duration_ms else None
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: executive.stop())
+    print(f"flightai: {config.name} READY; running on the {clock_kind.value} clock with "
+          f"{args.workers or config.runtime.workers} workers"
+          + (f" for {format_ns(duration_ns)}" if duration_ns else " until stopped (Ctrl-C)"))
+    done = threading.Event()
+    if not args.quiet:
+        threading.Thread(target=_status_loop, args=(executive, done), daemon=True).start()
+    wall_start = time.monotonic()
+    try:
+        executive.run(duration_ns)
+    finally:
+        done.set()
+    wall_s = time.monotonic() - wall_start
+    _print_summary(executive, digest, wall_s)
+    return 0
+
+
+def _status_loop(executive: Executive, done: threading.Event) -> None:
+    while not done.wait(1.0):
+        h = executive.health
+        overruns = sum(t.overruns for t in h.tasks.values())
+        print(f"t={format_ns(executive.t_ns):>10} mode={h.mode.value} frames={h.frames} "
+              f"overruns={overruns} rejects={sum(h.rejects.values())} "
+              f"late_max={format_ns(h.wall_lateness_max_ns)}", file=sys.stderr)
+
+
+def _print_summary(executive: Executive, digest: DigestSink, wall_s: float) -> None:
+    h = executive.health
+    print(f"stopped at mission time {format_ns(executive.t_ns)} after {h.frames} frames "
+          f"({wall_s:.2f} s wall); mode {h.mode.value}")
+    print(f"  {'task':<16} {'released':>8} {'published':>9} {'held':>5} {'skipped':>7} "
+          f"{'overruns':>8} {'guard':>5} {'errors':>6} {'p50 exec':>9} {'p99 exec':>9}")
+    for name, t in h.tasks.items():
+        print(f"  {name:<16} {t.releases:>8} {t.published:>9} {t.held:>5} {t.skipped:>7} "
+              f"{t.overruns:>8} {t.guard_trips:>5} {t.errors:>6} "
+              f"{format_ns(t.wall_exec_percentile_ns(50)):>9} "
+              f"{format_ns(t.wall_exec_percentile_ns(99)):>9}"
+              + ("  (on fallback)" if t.on_fallback else ""))
+    rejects = ", ".join(f"{k}={v}" for k, v in sorted(h.rejects.items())) or "none"
+    print(f"  inputs accepted {h.inputs_accepted}, rejected: {rejects}; "
+          f"events {h.events.total} ({h.events.suppressed} throttled); "
+          f"frame slips {h.frame_slips}")
+    print(f"  output digest {digest.hexdigest()} ({digest.count} publications)")
+
+
+def _cmd_hil(args: argparse.Namespace) -> int:
+    try:
+        hil_cli = importlib.import_module("hil.cli")
+    except ImportError:
+        print(HIL_HINT, file=sys.stderr)
+        return 2
+    status: int = hil_cli.main(args.rest)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

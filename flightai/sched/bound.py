@@ -1,0 +1,74 @@
+"""A task bound to its signals: port mapping, output checks, read-only results."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import numpy.typing as npt
+
+from flightai.config.schema import MissionConfig, TaskConfig
+from flightai.sched.task import Task
+
+Signals = dict[str, npt.NDArray[np.generic]]
+
+
+class TaskFault(Exception):
+    """A job raised or returned outputs that do not match the declared signals."""
+
+
+def frozen(value: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+    """A read-only copy, so a published value can be shared without being changed."""
+    out = np.array(value, copy=True)
+    out.flags.writeable = False
+    return out
+
+
+def zeros_for(config: MissionConfig, signal: str) -> npt.NDArray[np.generic]:
+    """The read-only initial value of a signal: zeros of its dtype and shape."""
+    spec = config.signal(signal)
+    value = np.zeros(spec.shape, dtype=spec.dtype)
+    value.flags.writeable = False
+    return value
+
+
+class BoundTask:
+    """Runs a :class:`Task` on signal-named snapshots and checks what it returns.
+
+    Args:
+        config: the task's config entry.
+        task: the job body.
+        mission: the whole config, for signal dtypes and shapes.
+    """
+
+    def __init__(self, config: TaskConfig, task: Task, mission: MissionConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.task = task
+        self._specs = {sig: mission.signal(sig) for _, sig in config.outputs}
+
+    def execute(self, snapshot: Signals) -> tuple[Signals, int]:
+        """Run one job; return its outputs by signal name and its wall execution time (ns).
+
+        Raises:
+            TaskFault: the task raised, or an output is missing or has the wrong
+                dtype or shape.
+        """
+        inputs = {port: snapshot[sig] for port, sig in self.config.inputs}
+        wall_start_ns = time.perf_counter_ns()
+        try:
+            result = self.task.run(inputs)
+        except Exception as exc:  # a task's own bug is a fault value, not a crash
+            raise TaskFault(f"{type(exc).__name__}: {exc}") from exc
+        wall_exec_ns = time.perf_counter_ns() - wall_start_ns
+        outputs: Signals = {}
+        for port, sig in self.config.outputs:
+            if port not in result:
+                raise TaskFault(f"output port {port!r} missing")
+            value = np.asarray(result[port])
+            spec = self._specs[sig]
+            if value.dtype != np.dtype(spec.dtype) or value.shape != spec.shape:
+                raise TaskFault(f"output {port!r} is {value.dtype}{list(value.shape)}, "
+                                f"signal {sig!r} is {spec.dtype}{list(spec.shape)}")
+            outputs[sig] = frozen(value)
+        return outputs, wall_exec_ns

@@ -1,0 +1,416 @@
+"""The LET executive: a cyclic executive whose outputs appear at deadlines.
+
+At each minor-frame instant ``t`` (integer ns), in this order:
+
+1. commands queued since the last frame take effect;
+2. jobs whose deadline is ``t`` are resolved in config order: outputs
+   published, or an overrun / guard policy applied;
+3. the input source is polled and accepted samples become visible;
+4. tasks released at ``t`` snapshot their inputs and start, on this thread
+   (``placement = "frame"``) or on a worker thread.
+
+Outputs therefore do not depend on execution time, worker count or clock:
+a non-real-time clock (``fast``, lockstep ``external``) waits for a job at its
+deadline, a real-time clock declares an overrun and records it, and a replay
+given that record (``injected_overruns``) reproduces it exactly.
+"""
+
+from __future__ import annotations
+
+import enum
+import gc
+import queue
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from flightai.config.schema import MissionConfig, Placement, Policy
+from flightai.sched.bound import BoundTask, Signals, TaskFault, frozen, zeros_for
+from flightai.sched.clock import Clock, ExternalClock
+from flightai.sched.guards import Guard, OutputGuard
+from flightai.sched.health import Event, Health, Mode, Reject, Severity, TaskHealth
+from flightai.sched.io import InputSource, OutputSink, Publication, Sample
+from flightai.sched.policies import POLICIES
+from flightai.sched.table import build_table
+from flightai.sched.task import Task
+
+_GC_EVERY_FRAMES = 100
+
+
+class OverrunKind(enum.Enum):
+    """How a job missed its deadline."""
+
+    LATE = "late"                 # it ran, but was not done by the deadline
+    NOT_STARTED = "not_started"   # its previous job was still running at release
+
+
+@dataclass(frozen=True)
+class Overrun:
+    """One overrun, as recorded for replay: the task, its release instant and kind."""
+
+    task: str
+    t_release_ns: int
+    kind: OverrunKind
+
+
+@dataclass
+class _Job:
+    runner: BoundTask
+    t_release_ns: int
+    snapshot: Signals
+    forced: OverrunKind | None
+    future: Future[tuple[Signals, int]] | None = None
+    outputs: Signals | None = None
+    fault: str | None = None
+    wall_exec_ns: int = 0
+    not_started: bool = False
+
+
+class Executive:
+    """Runs a mission's tasks under LET, paced by a clock.
+
+    Args:
+        config: the validated mission.
+        tasks: the job body of every task in the config, by task name.
+        clock: what paces logical time.
+        source: polled once per frame for input samples.
+        sinks: receive every publication and event, on this thread.
+        workers: worker threads for ``placement = "worker"`` tasks
+            (default ``runtime.workers``); results do not depend on it.
+        injected_overruns: overruns to force (a test's injection or the record
+            of a previous run being replayed).
+    """
+
+    def __init__(self, config: MissionConfig, tasks: Mapping[str, Task], clock: Clock, *,
+                 source: InputSource | None = None, sinks: Sequence[OutputSink] = (),
+                 workers: int | None = None, injected_overruns: Iterable[Overrun] = ()) -> None:
+        self.config = config
+        self.table = build_table(config)
+        self.clock = clock
+        self.health = Health()
+        self.overruns: list[Overrun] = []
+        self._source = source
+        self._sinks = tuple(sinks)
+        self._workers = workers or config.runtime.workers
+        self._injected = {(o.task, o.t_release_ns): o.kind for o in injected_overruns}
+        self._bound = {t.name: BoundTask(t, tasks[t.name], config) for t in config.tasks}
+        self._guards: dict[str, list[Guard]] = {}
+        for g in config.guards:
+            self._guards.setdefault(g.signal, []).append(OutputGuard(g))
+        self._values: Signals = {s.name: zeros_for(config, s.name) for s in config.signals}
+        self._input_t_ns: dict[str, int] = {}
+        self._inputs = {s.name: s for s in config.signals if s.input}
+        self._last: dict[str, Signals] = {}
+        self._previous: dict[str, Signals] = {}
+        self._needs: dict[str, tuple[str, ...]] = {}
+        for t in config.periodic_tasks:
+            self.health.tasks[t.name] = TaskHealth()
+            self._last[t.name] = {sig: self._values[sig] for _, sig in t.outputs}
+            needed = [sig for _, sig in t.inputs]
+            if t.fallback:
+                needed += [sig for _, sig in config.task(t.fallback).inputs]
+            self._needs[t.name] = tuple(dict.fromkeys(needed))
+        self._on_fallback: set[str] = set()
+        self._pending: dict[str, _Job] = {}
+        self._busy: dict[str, Future[tuple[Signals, int]]] = {}
+        self._commands: queue.SimpleQueue[Callable[[int], None]] = queue.SimpleQueue()
+        self._stop_requested = False
+        self._pool: ThreadPoolExecutor | None = None
+        self.t_ns = 0
+        if isinstance(clock, ExternalClock):
+            clock.set_timeout_handler(self._on_tick_timeout)
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Run every task's warm-up on zero inputs, then report READY."""
+        for bound in self._bound.values():
+            inputs = {port: self._values[sig] for port, sig in bound.config.inputs}
+            bound.task.warmup(inputs)
+        self.health.mode = Mode.READY
+
+    def run(self, duration_ns: int | None = None) -> None:
+        """Run frames from mission time 0 until ``duration_ns`` (excluded) or :meth:`stop`.
+
+        Stops only at a frame boundary: a frame, once started, is finished.
+        """
+        if self.health.mode is Mode.STARTUP:
+            self.warm_up()
+        frame_ns = self.table.minor_frame_ns
+        freeze = self.config.runtime.freeze_gc
+        if freeze:
+            gc.collect()
+            gc.freeze()
+            gc.disable()
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="flightai-worker")
+        if self.health.mode is Mode.READY:
+            self.health.mode = Mode.NOMINAL
+        self.clock.start(0)
+        t_ns = 0
+        try:
+            while duration_ns is None or t_ns < duration_ns:
+                if not self.clock.wait_until(t_ns) or self._stop_requested:
+                    break
+                self._frame(t_ns)
+                t_ns += frame_ns
+                if freeze and self.health.frames % _GC_EVERY_FRAMES == 0 and (
+                        not self.clock.real_time or
+                        self.clock.lateness_ns(t_ns) < -frame_ns // 2):
+                    gc.collect(0)
+        finally:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+            if freeze:
+                gc.enable()
+                gc.unfreeze()
+
+    def stop(self) -> None:
+        """Stop at the next frame boundary. Safe from any thread or a signal handler."""
+        self._stop_requested = True
+        self.clock.stop()
+
+    # -- commands (applied at the next frame boundary) ---------------------------------------
+
+    def request_leave_safe(self) -> None:
+        """Return from SAFE to NOMINAL at the next frame (fallbacks stay latched)."""
+        self._commands.put(self._leave_safe)
+
+    def request_restore_primary(self, task: str) -> None:
+        """Release the fallback latch of ``task`` at the next frame."""
+        if task not in self.health.tasks:
+            raise KeyError(task)
+        self._commands.put(lambda t_ns: self._restore_primary(task, t_ns))
+
+    def value(self, signal: str) -> npt.NDArray[np.generic]:
+        """The value of a signal as visible now (read-only)."""
+        return self._values[signal]
+
+    # -- one frame ----------------------------------------------------------------------------
+
+    def _frame(self, t_ns: int) -> None:
+        self.t_ns = t_ns
+        lateness = self.clock.lateness_ns(t_ns)
+        self.health.wall_lateness_max_ns = max(self.health.wall_lateness_max_ns, lateness)
+        if lateness >= self.table.minor_frame_ns:
+            self.health.frame_slips += 1
+            self._event(t_ns, Severity.WARNING, "frame_slip", "", f"{lateness} ns late")
+        while not self._commands.empty():
+            self._commands.get_nowait()(t_ns)
+        slot = self.table.slot_at(t_ns)
+        for name in slot.deadlines:
+            self._complete(name, t_ns)
+        if self._source is not None:
+            for sample in self._source.poll(t_ns):
+                self._ingest(sample, t_ns)
+        for name in slot.releases:
+            self._release(name, t_ns)
+        self.health.frames += 1
+
+    def _ingest(self, sample: Sample, t_ns: int) -> None:
+        spec = self._inputs.get(sample.signal)
+        reason = None
+        if spec is None:
+            reason = Reject.NOT_AN_INPUT if sample.signal in self._values else Reject.UNKNOWN_TOPIC
+        elif sample.value.dtype != np.dtype(spec.dtype):
+            reason = Reject.BAD_DTYPE
+        elif sample.value.shape != spec.shape:
+            reason = Reject.BAD_SHAPE
+        elif sample.t_ns > t_ns:
+            reason = Reject.FUTURE_TIMESTAMP
+        elif sample.t_ns < self._input_t_ns.get(sample.signal, sample.t_ns):
+            reason = Reject.OUT_OF_ORDER
+        if reason is not None:
+            self.health.reject(reason)
+            self._event(t_ns, Severity.WARNING, "input_rejected", "",
+                        f"{sample.signal}: {reason.value}")
+            return
+        self._values[sample.signal] = frozen(sample.value)
+        self._input_t_ns[sample.signal] = sample.t_ns
+        self.health.inputs_accepted += 1
+
+    def _release(self, name: str, t_ns: int) -> None:
+        self.health.tasks[name].releases += 1
+        primary = self._bound[name]
+        fallback = primary.config.fallback
+        runner = self._bound[fallback] if fallback and name in self._on_fallback else primary
+        snapshot = {sig: self._values[sig] for sig in self._needs[name]}
+        job = _Job(runner, t_ns, snapshot, self._injected.get((name, t_ns)))
+        busy = self._busy.get(name)
+        if job.forced is OverrunKind.NOT_STARTED or (
+                job.forced is None and busy is not None and not busy.done()):
+            job.not_started = True
+        elif runner.config.placement is Placement.WORKER and self._pool is not None:
+            job.future = self._pool.submit(runner.execute, snapshot)
+            self._busy[name] = job.future
+        else:
+            try:
+                job.outputs, job.wall_exec_ns = runner.execute(snapshot)
+            except TaskFault as fault:
+                job.fault = str(fault)
+        self._pending[name] = job
+
+    def _complete(self, name: str, t_ns: int) -> None:
+        job = self._pending.pop(name, None)
+        if job is None:  # deadline of a release before mission time 0
+            return
+        kind = self._overrun_kind(job, name)
+        if kind is not None:
+            self._overrun(name, job, t_ns, kind)
+            return
+        task = self.health.tasks[name]
+        if job.future is not None:
+            try:
+                job.outputs, job.wall_exec_ns = job.future.result()
+            except TaskFault as fault:
+                job.fault = str(fault)
+        task.record_exec(job.wall_exec_ns)
+        policy = self._bound[name].config.on_guard
+        if job.fault is not None or job.outputs is None:
+            task.errors += 1
+            self._event(t_ns, Severity.ERROR, "task_error", name, job.fault or "no outputs")
+            self._apply(policy, name, job, t_ns)
+            return
+        trip = self._guard_trip(name, job.outputs)
+        if trip is not None:
+            task.guard_trips += 1
+            self._event(t_ns, Severity.WARNING, "guard_trip", name, trip)
+            if self.config.safe.on_guard_trip:
+                self._enter_safe(t_ns, f"guard trip on {name}")
+            self._apply(policy, name, job, t_ns)
+            return
+        task.consecutive_overruns = 0
+        status = "ok" if job.runner is self._bound[name] else "fallback"
+        self._publish(name, job, t_ns, job.outputs, status)
+
+    def _overrun_kind(self, job: _Job, name: str) -> OverrunKind | None:
+        """Decide whether the job overran; waits for it when the clock is not real time."""
+        if job.not_started:
+            return OverrunKind.NOT_STARTED
+        if job.forced is OverrunKind.LATE:
+            return OverrunKind.LATE
+        if not self.clock.real_time:
+            if job.future is not None:
+                job.future.exception()  # wait: logical time does not pass a running job
+            return None
+        if job.future is not None:
+            return None if job.future.done() else OverrunKind.LATE
+        late = job.wall_exec_ns > self._bound[name].config.deadline_ns
+        return OverrunKind.LATE if late else None
+
+    def _overrun(self, name: str, job: _Job, t_ns: int, kind: OverrunKind) -> None:
+        task = self.health.tasks[name]
+        task.overruns += 1
+        task.consecutive_overruns += 1
+        if kind is OverrunKind.NOT_STARTED:
+            task.busy_skips += 1
+        self.overruns.append(Overrun(name, job.t_release_ns, kind))
+        self._event(t_ns, Severity.WARNING, "overrun", name,
+                    f"{kind.value}, released at {job.t_release_ns} ns")
+        limit = self.config.safe.after_consecutive_overruns
+        if limit and task.consecutive_overruns >= limit:
+            self._enter_safe(t_ns, f"{task.consecutive_overruns} consecutive overruns of {name}")
+        self._apply(self._bound[name].config.on_overrun, name, job, t_ns)
+
+    def _apply(self, policy: Policy, name: str, job: _Job, t_ns: int) -> None:
+        task = self.health.tasks[name]
+
+        def run_fallback() -> Signals | None:
+            fallback = self._bound[name].config.fallback
+            if fallback is None:
+                return None
+            task.fallback_runs += 1
+            try:
+                outputs, _ = self._bound[fallback].execute(job.snapshot)
+            except TaskFault as fault:
+                task.errors += 1
+                self._event(t_ns, Severity.ERROR, "task_error", fallback, str(fault))
+                return None
+            trip = self._guard_trip(name, outputs)
+            if trip is not None:
+                task.guard_trips += 1
+                self._event(t_ns, Severity.ERROR, "guard_trip", fallback, trip)
+                return None
+            return outputs
+
+        resolution = POLICIES[policy].resolve(self._last[name], run_fallback)
+        if resolution.engage_fallback:
+            self._latch_fallback(name, t_ns)
+        if resolution.outputs is None:
+            task.skipped += 1
+            return
+        if resolution.status == "held":
+            task.held += 1
+        self._publish(name, job, t_ns, dict(resolution.outputs), resolution.status)
+
+    def _guard_trip(self, name: str, outputs: Signals) -> str | None:
+        """The first guard reason against ``outputs``, or None.
+
+        ``max_step`` compares with the task's previous computed outputs, not the
+        last published ones: after a trip the held value would otherwise refuse
+        every later output and lock the task out.
+        """
+        previous = self._previous.get(name, {})
+        self._previous[name] = outputs
+        for sig, value in outputs.items():
+            for guard in self._guards.get(sig, ()):
+                reason = guard.check(value, previous.get(sig))
+                if reason is not None:
+                    return f"{sig}: {reason}"
+        return None
+
+    def _publish(self, name: str, job: _Job, t_ns: int, outputs: Signals, status: str) -> None:
+        ordered = tuple((sig, outputs[sig]) for _, sig in self._bound[name].config.outputs)
+        for sig, value in ordered:
+            self._values[sig] = value
+        self._last[name] = dict(ordered)
+        self.health.tasks[name].published += 1
+        publication = Publication(t_ns, name, job.t_release_ns, ordered, status)
+        for sink in self._sinks:
+            sink.publish(publication)
+
+    # -- modes and events ---------------------------------------------------------------------
+
+    def _latch_fallback(self, name: str, t_ns: int) -> None:
+        if name in self._on_fallback:
+            return
+        self._on_fallback.add(name)
+        self.health.tasks[name].on_fallback = True
+        self._event(t_ns, Severity.WARNING, "fallback_engaged", name,
+                    str(self._bound[name].config.fallback))
+        if self.config.safe.on_fallback:
+            self._enter_safe(t_ns, f"fallback engaged on {name}")
+
+    def _restore_primary(self, name: str, t_ns: int) -> None:
+        self._on_fallback.discard(name)
+        self.health.tasks[name].on_fallback = False
+        self._event(t_ns, Severity.INFO, "primary_restored", name)
+
+    def _enter_safe(self, t_ns: int, reason: str) -> None:
+        if self.health.mode is Mode.SAFE:
+            return
+        self.health.mode = Mode.SAFE
+        self._event(t_ns, Severity.ERROR, "safe_entered", "", reason)
+        for task in self.config.periodic_tasks:
+            if task.fallback is not None:
+                self._latch_fallback(task.name, t_ns)
+
+    def _leave_safe(self, t_ns: int) -> None:
+        if self.health.mode is Mode.SAFE:
+            self.health.mode = Mode.NOMINAL
+            self._event(t_ns, Severity.INFO, "safe_left", "", "by command")
+
+    def _on_tick_timeout(self, t_ns: int) -> None:
+        self.health.tick_timeouts += 1
+        self._event(t_ns, Severity.ERROR, "tick_timeout", "", f"no tick for instant {t_ns} ns")
+        if self.config.safe.on_tick_timeout:
+            self._enter_safe(t_ns, "external clock tick timeout")
+
+    def _event(self, t_ns: int, severity: Severity, kind: str, task: str = "",
+               detail: str = "") -> None:
+        event = Event(t_ns, severity, kind, task, detail)
+        if self.health.events.add(event):
+            for sink in self._sinks:
+                sink.event(event)

@@ -1,0 +1,50 @@
+"""Output guards: checks on a task's outputs before they are published.
+
+A tripped guard triggers the task's ``on_guard`` policy, exactly as an
+overrun triggers ``on_overrun``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from flightai.config.schema import GuardConfig
+
+
+class Guard(Protocol):
+    """Checks one output value; returns a reason when it must not be published."""
+
+    signal: str
+
+    def check(self, value: npt.NDArray[np.generic],
+              previous: npt.NDArray[np.generic] | None) -> str | None:
+        """None when ``value`` may be published, else a short reason."""
+        ...
+
+
+class OutputGuard:
+    """NaN/Inf, range and rate-of-change limits from a ``[[guards]]`` entry."""
+
+    def __init__(self, config: GuardConfig) -> None:
+        self.signal = config.signal
+        self._config = config
+
+    def check(self, value: npt.NDArray[np.generic],
+              previous: npt.NDArray[np.generic] | None) -> str | None:
+        """Apply the configured checks in order: finite, min, max, max_step."""
+        c = self._config
+        numeric = value
+        if c.finite and value.dtype.kind in "fc" and not np.isfinite(value).all():
+            return "non-finite value"
+        if c.min is not None and (numeric < c.min).any():
+            return f"below min {c.min:g} (lowest {float(np.min(numeric)):g})"
+        if c.max is not None and (numeric > c.max).any():
+            return f"above max {c.max:g} (highest {float(np.max(numeric)):g})"
+        if c.max_step is not None and previous is not None:
+            step = float(np.max(np.abs(numeric.astype(np.float64) - previous.astype(np.float64))))
+            if step > c.max_step:
+                return f"step {step:g} above max_step {c.max_step:g}"
+        return None

@@ -1,0 +1,160 @@
+"""Modes, per-task counters, events: the runtime's health as plain values.
+
+Wall-clock figures here (``wall_*``) are telemetry only: no decision that
+changes outputs reads them, except an overrun, which is itself recorded.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from flightai.timebase import NS_PER_S
+
+
+class Mode(enum.Enum):
+    """Runtime modes. SAFE is entered on configured triggers and left only by command."""
+
+    STARTUP = "STARTUP"
+    READY = "READY"
+    NOMINAL = "NOMINAL"
+    SAFE = "SAFE"
+
+
+class Severity(enum.IntEnum):
+    """Event severity, ordered."""
+
+    INFO = 0
+    WARNING = 1
+    ERROR = 2
+
+
+class Reject(enum.Enum):
+    """Why an input sample was refused (counted, never fatal)."""
+
+    UNKNOWN_TOPIC = "unknown_topic"
+    NOT_AN_INPUT = "not_an_input"
+    BAD_DTYPE = "bad_dtype"
+    BAD_SHAPE = "bad_shape"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    OUT_OF_ORDER = "out_of_order"
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the operator should know, at a logical instant."""
+
+    t_ns: int
+    severity: Severity
+    kind: str
+    task: str = ""
+    detail: str = ""
+
+
+_RING = 4096
+
+
+@dataclass
+class TaskHealth:
+    """Counters and wall-clock execution statistics of one task."""
+
+    releases: int = 0
+    published: int = 0
+    held: int = 0
+    skipped: int = 0
+    overruns: int = 0
+    busy_skips: int = 0
+    guard_trips: int = 0
+    errors: int = 0
+    fallback_runs: int = 0
+    on_fallback: bool = False
+    consecutive_overruns: int = 0
+    wall_exec_last_ns: int = 0
+    wall_exec_max_ns: int = 0
+    _wall_exec_ring: deque[int] = field(default_factory=lambda: deque(maxlen=_RING), repr=False)
+
+    def record_exec(self, wall_exec_ns: int) -> None:
+        """Add one execution time (telemetry)."""
+        self.wall_exec_last_ns = wall_exec_ns
+        self.wall_exec_max_ns = max(self.wall_exec_max_ns, wall_exec_ns)
+        self._wall_exec_ring.append(wall_exec_ns)
+
+    def wall_exec_percentile_ns(self, q: float) -> int:
+        """Percentile ``q`` (0-100) of the last 4096 execution times; 0 if none."""
+        if not self._wall_exec_ring:
+            return 0
+        return int(np.percentile(np.fromiter(self._wall_exec_ring, np.int64), q))
+
+    def snapshot(self) -> dict[str, int | bool]:
+        """The counters as a flat dict (for telemetry and summaries)."""
+        return {
+            "releases": self.releases, "published": self.published, "held": self.held,
+            "skipped": self.skipped, "overruns": self.overruns, "busy_skips": self.busy_skips,
+            "guard_trips": self.guard_trips, "errors": self.errors,
+            "fallback_runs": self.fallback_runs, "on_fallback": self.on_fallback,
+            "wall_exec_last_ns": self.wall_exec_last_ns,
+            "wall_exec_p50_ns": self.wall_exec_percentile_ns(50),
+            "wall_exec_p99_ns": self.wall_exec_percentile_ns(99),
+            "wall_exec_max_ns": self.wall_exec_max_ns,
+        }
+
+
+class EventLog:
+    """Keeps recent events and throttles repeats of one (kind, task) to one per second.
+
+    Args:
+        capacity: events kept for inspection.
+        throttle_ns: minimum logical time between two kept events of the same kind and task.
+    """
+
+    def __init__(self, capacity: int = 1000, throttle_ns: int = NS_PER_S) -> None:
+        self.recent: deque[Event] = deque(maxlen=capacity)
+        self.suppressed = 0
+        self.total = 0
+        self._throttle_ns = throttle_ns
+        self._last_ns: dict[tuple[str, str], int] = {}
+
+    def add(self, event: Event) -> bool:
+        """Keep ``event`` unless throttled; return whether it was kept."""
+        self.total += 1
+        key = (event.kind, event.task)
+        last = self._last_ns.get(key)
+        if last is not None and event.t_ns - last < self._throttle_ns:
+            self.suppressed += 1
+            return False
+        self._last_ns[key] = event.t_ns
+        self.recent.append(event)
+        return True
+
+
+@dataclass
+class Health:
+    """Everything the runtime reports about itself."""
+
+    mode: Mode = Mode.STARTUP
+    frames: int = 0
+    frame_slips: int = 0
+    wall_lateness_max_ns: int = 0
+    tick_timeouts: int = 0
+    inputs_accepted: int = 0
+    rejects: dict[str, int] = field(default_factory=dict)
+    tasks: dict[str, TaskHealth] = field(default_factory=dict)
+    events: EventLog = field(default_factory=EventLog)
+
+    def reject(self, reason: Reject) -> None:
+        """Count one refused input by reason."""
+        self.rejects[reason.value] = self.rejects.get(reason.value, 0) + 1
+
+    def snapshot(self) -> dict[str, object]:
+        """A plain-data view (for telemetry, summaries and tests)."""
+        return {
+            "mode": self.mode.value, "frames": self.frames, "frame_slips": self.frame_slips,
+            "wall_lateness_max_ns": self.wall_lateness_max_ns,
+            "tick_timeouts": self.tick_timeouts, "inputs_accepted": self.inputs_accepted,
+            "rejects": dict(self.rejects), "events": self.events.total,
+            "events_suppressed": self.events.suppressed,
+            "tasks": {name: t.snapshot() for name, t in self.tasks.items()},
+        }
