@@ -193,7 +193,7 @@ class Executive:
     def _frame(self, t_ns: int) -> None:
         self.t_ns = t_ns
         lateness = self.clock.lateness_ns(t_ns)
-        self.health.wall_lateness_max_ns = max(self.health.wall_lateness_max_ns, lateness)
+        self.health.record_lateness(lateness)
         if lateness >= self.table.minor_frame_ns:
             self.health.frame_slips += 1
             self._event(t_ns, Severity.WARNING, "frame_slip", "", f"{lateness} ns late")

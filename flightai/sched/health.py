@@ -57,6 +57,13 @@ class Event:
 _RING = 4096
 
 
+def percentile_ns(ring: deque[int], q: float) -> int:
+    """Percentile ``q`` (0-100) of the values in ``ring``; 0 when empty."""
+    if not ring:
+        return 0
+    return int(np.percentile(np.fromiter(ring, np.int64, len(ring)), q))
+
+
 @dataclass
 class TaskHealth:
     """Counters and wall-clock execution statistics of one task."""
@@ -84,9 +91,7 @@ class TaskHealth:
 
     def wall_exec_percentile_ns(self, q: float) -> int:
         """Percentile ``q`` (0-100) of the last 4096 execution times; 0 if none."""
-        if not self._wall_exec_ring:
-            return 0
-        return int(np.percentile(np.fromiter(self._wall_exec_ring, np.int64), q))
+        return percentile_ns(self._wall_exec_ring, q)
 
     def snapshot(self) -> dict[str, int | bool]:
         """The counters as a flat dict (for telemetry and summaries)."""
@@ -138,11 +143,18 @@ class Health:
     frames: int = 0
     frame_slips: int = 0
     wall_lateness_max_ns: int = 0
+    wall_lateness_ring: deque[int] = field(default_factory=lambda: deque(maxlen=_RING),
+                                           repr=False)
     tick_timeouts: int = 0
     inputs_accepted: int = 0
     rejects: dict[str, int] = field(default_factory=dict)
     tasks: dict[str, TaskHealth] = field(default_factory=dict)
     events: EventLog = field(default_factory=EventLog)
+
+    def record_lateness(self, wall_lateness_ns: int) -> None:
+        """Add how late (wall time) a frame started: release jitter telemetry."""
+        self.wall_lateness_max_ns = max(self.wall_lateness_max_ns, wall_lateness_ns)
+        self.wall_lateness_ring.append(wall_lateness_ns)
 
     def reject(self, reason: Reject) -> None:
         """Count one refused input by reason."""
@@ -152,6 +164,8 @@ class Health:
         """A plain-data view (for telemetry, summaries and tests)."""
         return {
             "mode": self.mode.value, "frames": self.frames, "frame_slips": self.frame_slips,
+            "wall_lateness_p50_ns": percentile_ns(self.wall_lateness_ring, 50),
+            "wall_lateness_p99_ns": percentile_ns(self.wall_lateness_ring, 99),
             "wall_lateness_max_ns": self.wall_lateness_max_ns,
             "tick_timeouts": self.tick_timeouts, "inputs_accepted": self.inputs_accepted,
             "rejects": dict(self.rejects), "events": self.events.total,
