@@ -29,8 +29,24 @@ from flightai.sched.task import Task as Task
 __version__ = "0.1.0"
 
 __all__ = [
-    "Clock", "ConfigError", "Executive", "ExternalClock", "FastClock", "FlightaiError",
-    "InputSource", "MissionConfig", "ModelError", "ModelHashError", "Overrun", "OutputSink",
-    "Publication", "Sample", "ScheduleError", "Task", "WallClock", "__version__",
-    "build_executive", "load_mission",
+    "Clock",
+    "ConfigError",
+    "Executive",
+    "ExternalClock",
+    "FastClock",
+    "FlightaiError",
+    "InputSource",
+    "MissionConfig",
+    "ModelError",
+    "ModelHashError",
+    "OutputSink",
+    "Overrun",
+    "Publication",
+    "Sample",
+    "ScheduleError",
+    "Task",
+    "WallClock",
+    "__version__",
+    "build_executive",
+    "load_mission",
 ]

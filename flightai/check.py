@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from flightai.config.schema import MissionConfig, ModelConfig, TaskConfig
@@ -58,11 +59,10 @@ def check_mission(config: MissionConfig, path: Path) -> CheckResult:
     for task in config.tasks:
         if task.function is not None:
             _try(result, f"task {task.name!r}: function {task.function}",
-                 lambda t=task: load_object(str(t.function), config.base_dir))
+                 partial(load_object, task.function, config.base_dir))
         elif task.factory is not None:
             _try(result, f"task {task.name!r}: factory {task.factory}",
-                 lambda t=task: build_from_factory(str(t.factory), config.base_dir,
-                                                   dict(t.params)))
+                 partial(build_from_factory, task.factory, config.base_dir, dict(task.params)))
     if config.source is not None:
         src = config.source
         _try(result, f"source: factory {src.factory}",

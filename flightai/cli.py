@@ -115,11 +115,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _status_loop(executive: Executive, done: threading.Event) -> None:
+    """Print a status line each second; reads counters the frame loop is updating."""
     while not done.wait(1.0):
         h = executive.health
         overruns = sum(t.overruns for t in h.tasks.values())
+        rejects = sum(dict(h.rejects).values())
         print(f"t={format_ns(executive.t_ns):>10} mode={h.mode.value} frames={h.frames} "
-              f"overruns={overruns} rejects={sum(h.rejects.values())} "
+              f"overruns={overruns} rejects={rejects} "
               f"late_max={format_ns(h.wall_lateness_max_ns)}", file=sys.stderr)
 
 

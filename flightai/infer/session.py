@@ -23,10 +23,11 @@ from flightai.errors import ModelHashError, ModelLoadError, ModelSignatureError,
 CPU = "CPUExecutionProvider"
 
 #: Every exception class onnxruntime's native layer raises, plus what its Python layer raises.
-ORT_ERRORS: tuple[type[BaseException], ...] = tuple(
-    obj for _, obj in inspect.getmembers(_ort_state, inspect.isclass)
-    if issubclass(obj, Exception)
-) + (RuntimeError, ValueError, TypeError)
+ORT_ERRORS: tuple[type[BaseException], ...] = (
+    *(obj for _, obj in inspect.getmembers(_ort_state, inspect.isclass)
+      if issubclass(obj, Exception)),
+    RuntimeError, ValueError, TypeError,
+)
 
 _ORT_TYPES = {
     "tensor(float16)": "float16", "tensor(float)": "float32", "tensor(double)": "float64",
@@ -203,13 +204,13 @@ def check_signature(config: ModelConfig, session: ort.InferenceSession) -> None:
                           tuple(d if isinstance(d, int) else -1 for d in a.shape)) for a in actual]
         if sorted(p.name for p in declared) != sorted(p.name for p in found):
             raise ModelSignatureError(
-                f"model {config.name!r}: config declares {kind}s [{_describe_ports(list(declared))}]"
-                f", the model has [{_describe_ports(found)}]")
+                f"model {config.name!r}: config declares {kind}s "
+                f"[{_describe_ports(list(declared))}], the model has [{_describe_ports(found)}]")
         by_name = {p.name: p for p in found}
         for port in declared:
             model_port = by_name[port.name]
             shape_ok = len(port.shape) == len(model_port.shape) and all(
-                m in (-1, d) for d, m in zip(port.shape, model_port.shape))
+                m in (-1, d) for d, m in zip(port.shape, model_port.shape, strict=True))
             if model_port.dtype != port.dtype or not shape_ok:
                 raise ModelSignatureError(
                     f"model {config.name!r} {kind} {port.name!r}: config declares "

@@ -155,9 +155,9 @@ class ExternalClock:
         """Block until a tick at or past ``t_ns``; report each timeout; False if stopped."""
         with self._cond:
             while not self._stopped and (self._now_ns is None or self._now_ns < t_ns):
-                if not self._cond.wait(self._timeout_ns / NS_PER_S):
-                    if self._on_timeout is not None and not self._stopped:
-                        self._on_timeout(t_ns)
+                timed_out = not self._cond.wait(self._timeout_ns / NS_PER_S)
+                if timed_out and self._on_timeout is not None and not self._stopped:
+                    self._on_timeout(t_ns)
             return not self._stopped
 
     def lateness_ns(self, t_ns: int) -> int:

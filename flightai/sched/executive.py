@@ -239,6 +239,8 @@ class Executive:
         snapshot = {sig: self._values[sig] for sig in self._needs[name]}
         job = _Job(runner, t_ns, snapshot, self._injected.get((name, t_ns)))
         busy = self._busy.get(name)
+        if busy is not None and not self.clock.real_time:
+            busy.exception()  # virtual time: a late job's run always ends before the next one
         if job.forced is OverrunKind.NOT_STARTED or (
                 job.forced is None and busy is not None and not busy.done()):
             job.not_started = True

@@ -36,15 +36,15 @@ class OutputGuard:
               previous: npt.NDArray[np.generic] | None) -> str | None:
         """Apply the configured checks in order: finite, min, max, max_step."""
         c = self._config
-        numeric = value
         if c.finite and value.dtype.kind in "fc" and not np.isfinite(value).all():
             return "non-finite value"
+        numeric = value.astype(np.float64)
         if c.min is not None and (numeric < c.min).any():
             return f"below min {c.min:g} (lowest {float(np.min(numeric)):g})"
         if c.max is not None and (numeric > c.max).any():
             return f"above max {c.max:g} (highest {float(np.max(numeric)):g})"
         if c.max_step is not None and previous is not None:
-            step = float(np.max(np.abs(numeric.astype(np.float64) - previous.astype(np.float64))))
+            step = float(np.max(np.abs(numeric - previous.astype(np.float64))))
             if step > c.max_step:
                 return f"step {step:g} above max_step {c.max_step:g}"
         return None

@@ -77,9 +77,10 @@ def build_table(config: MissionConfig) -> ScheduleTable:
         if task.placement is Placement.WORKER:
             utilisation += budget_ns / task.period_ns
             if utilisation > config.runtime.workers:
-                raise ScheduleError(f"{path}.budget_us",
-                                    f"worker tasks within runtime.workers ({config.runtime.workers}) "
-                                    f"threads; task {task.name!r} brings them to", f"{utilisation:.2f}")
+                raise ScheduleError(
+                    f"{path}.budget_us",
+                    f"worker tasks within runtime.workers ({config.runtime.workers}) threads; "
+                    f"task {task.name!r} brings them to", f"{utilisation:.2f}")
         for t_release in range(task.offset_ns, hyper_ns, task.period_ns):
             k = t_release // frame_ns
             releases[k].append(task.name)

@@ -1,0 +1,85 @@
+"""The ``flightai`` command as a user runs it, in subprocesses."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import EXAMPLE
+
+
+def flightai(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "flightai", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_check_prints_table_signatures_hashes_and_providers() -> None:
+    result = flightai("check", str(EXAMPLE / "mission.toml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "hyperperiod 500 ms = 50 frames of 10 ms" in out
+    assert "signature: in [state float32[1, 6]] -> out [accel_cmd float32[1, 3]]" in out
+    assert "OK\n" in out and "running CPUExecutionProvider" in out
+    assert out.rstrip().endswith("OK: 5 tasks, 2 models, 7 signals")
+
+
+def test_check_fails_on_a_tampered_model(example_dir: Path) -> None:
+    model = example_dir / "models" / "camera_monitor.onnx"
+    data = bytearray(model.read_bytes())
+    data[100] ^= 0xFF
+    model.write_bytes(bytes(data))
+    result = flightai("check", str(example_dir / "mission.toml"))
+    assert result.returncode == 1
+    assert "SHA-256 mismatch" in result.stdout and "FAILED: 1 problem(s)" in result.stdout
+
+
+def test_bad_config_names_the_key_path(example_dir: Path) -> None:
+    mission = example_dir / "mission.toml"
+    mission.write_text(mission.read_text().replace("period_ms = 500", "period_ms = 505"))
+    result = flightai("check", str(mission))
+    assert result.returncode == 1
+    assert ("tasks[4].period_ms: expected a multiple of runtime.minor_frame_ms (10), got 505"
+            in result.stderr)
+
+
+def test_run_fast_prints_a_summary_with_the_output_digest() -> None:
+    digests = []
+    for workers in ("1", "3"):
+        result = flightai("run", str(EXAMPLE / "mission.toml"), "--clock", "fast",
+                          "--duration-ms", "1000", "--workers", workers, "--quiet")
+        assert result.returncode == 0, result.stderr
+        assert "after 100 frames" in result.stdout
+        digests.append(re.search(r"output digest ([0-9a-f]{64})", result.stdout)[1])  # type: ignore[index]
+    assert digests[0] == digests[1]
+
+
+def test_sigterm_stops_cleanly_at_a_frame_boundary() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "flightai", "run",
+                             str(EXAMPLE / "mission.toml"), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    assert "READY" in proc.stdout.readline()
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    frames = int(re.search(r"after (\d+) frames", out)[1])  # type: ignore[index]
+    stopped_ms = re.search(r"mission time ([\d.]+ \w+)", out)[1]  # type: ignore[index]
+    assert frames > 0 and "output digest" in out, stopped_ms
+
+
+def test_hil_without_the_extra_prints_the_install_hint() -> None:
+    result = flightai("hil", "record")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "flightai hil needs: pip install 'flightai[hil]'"
+
+
+def test_no_command_prints_help() -> None:
+    result = flightai()
+    assert result.returncode == 2 and "check" in result.stdout

@@ -1,0 +1,208 @@
+"""LET semantics, fault policies, modes and input validation on the fast clock."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+
+from flightai.runtime import build_executive
+from flightai.sched.clock import ExternalClock, FastClock
+from flightai.sched.executive import Overrun, OverrunKind
+from flightai.sched.health import Mode
+from flightai.sched.io import MemorySink, Sample
+from flightai.timebase import NS_PER_MS
+from tests.conftest import base_mission, target
+
+
+def _run(config: Any, duration_ms: int, **kwargs: Any) -> tuple[Any, MemorySink]:
+    sink = MemorySink()
+    executive = build_executive(config, clock=kwargs.pop("clock", FastClock()), sinks=[sink],
+                                **kwargs)
+    executive.run(duration_ms * NS_PER_MS)
+    return executive, sink
+
+
+def _faulty_mission(policy: str, **params: Any) -> dict[str, Any]:
+    data = base_mission()
+    data["tasks"] = [
+        {"name": "t", "factory": target("Faulty"), "period_ms": 20, "params": params,
+         "inputs": {"x": "x"}, "outputs": {"y": "y"}, "on_guard": policy,
+         "on_overrun": policy, **({"fallback": "classic"} if policy == "fallback" else {})},
+    ]
+    if policy == "fallback":
+        data["tasks"].append({"name": "classic", "function": target("negate"),
+                              "fallback_only": True, "inputs": {"x": "x"},
+                              "outputs": {"y": "y"}})
+    data["guards"] = [{"signal": "y", "finite": True, "max": 1e5}]
+    return data
+
+
+def test_outputs_become_visible_at_the_deadline_not_before(make_mission) -> None:
+    data = base_mission()
+    data["signals"].append({"name": "z", "dtype": "float32", "shape": [1]})
+    data["tasks"][0].update(period_ms=40, deadline_ms=30)
+    data["tasks"].append({"name": "u", "function": target("add_one"), "period_ms": 10,
+                          "inputs": {"x": "y"}, "outputs": {"y": "z"}})
+    executive, sink = _run(make_mission(data), 100)
+    t_pubs = [(p.t_ns, p.t_release_ns) for p in sink.publications if p.task == "t"]
+    assert t_pubs == [(30 * NS_PER_MS, 0), (70 * NS_PER_MS, 40 * NS_PER_MS)]
+    # u released at 20 ms still reads y's initial zeros; from 30 ms on it reads x(0)+1 = 1.
+    z = {p.t_release_ns // NS_PER_MS: float(p.outputs[0][1][0])
+         for p in sink.publications if p.task == "u"}
+    assert z[20] == 1.0 and z[30] == 2.0 and z[60] == 2.0 and z[70] == 42.0
+    assert executive.health.mode is Mode.NOMINAL
+
+
+def test_publication_order_follows_the_config_within_an_instant(make_mission) -> None:
+    data = base_mission()
+    data["signals"].append({"name": "z", "dtype": "float32", "shape": [1]})
+    data["tasks"].insert(0, {"name": "first", "function": target("add_one"), "period_ms": 20,
+                             "inputs": {"x": "x"}, "outputs": {"y": "z"}})
+    _, sink = _run(make_mission(data), 100)
+    at_40 = [p.task for p in sink.publications if p.t_ns == 40 * NS_PER_MS]
+    assert at_40 == ["first", "t"]
+
+
+@pytest.mark.parametrize(("policy", "status", "expected"),
+                         [("hold", "held", 1.0), ("skip", None, None),
+                          ("fallback", "fallback", -20.0)])
+def test_guard_trip_applies_the_policy(make_mission, policy, status, expected) -> None:
+    executive, sink = _run(make_mission(_faulty_mission(policy, nan_at=[2])), 80)
+    pubs = {p.t_release_ns // NS_PER_MS: p for p in sink.publications}
+    health = executive.health.tasks["t"]
+    assert health.guard_trips == 1
+    assert all(np.isfinite(p.outputs[0][1]).all() for p in sink.publications)
+    if status is None:
+        assert 20 not in pubs and health.skipped == 1
+    else:
+        assert pubs[20].status == status
+        assert float(pubs[20].outputs[0][1][0]) == expected
+    if policy == "fallback":
+        # latched: the release at 40 ms also runs the classical task
+        assert pubs[40].status == "fallback" and health.on_fallback
+    else:
+        assert pubs[40].status == "ok"
+    assert any(e.kind == "guard_trip" for e in sink.events)
+
+
+def test_range_guard_and_task_exception_and_bad_output_are_faults(make_mission) -> None:
+    executive, sink = _run(make_mission(_faulty_mission("hold", big_at=[1], raise_at=[3])), 80)
+    health = executive.health.tasks["t"]
+    assert health.guard_trips == 1 and health.errors == 1 and health.held == 2
+    data = base_mission()
+    data["tasks"][0]["function"] = target("wrong_shape")
+    executive, sink = _run(make_mission(data), 60)
+    assert executive.health.tasks["t"].errors == 2
+    assert "signal 'y' is float32[1]" in next(e.detail for e in sink.events
+                                               if e.kind == "task_error")
+
+
+def test_consecutive_overruns_enter_safe_and_latch_fallbacks(make_mission) -> None:
+    data = _faulty_mission("hold")
+    data["tasks"][0]["fallback"] = "classic"
+    data["tasks"].append({"name": "classic", "function": target("negate"),
+                          "fallback_only": True, "inputs": {"x": "x"}, "outputs": {"y": "y"}})
+    data["safe"] = {"after_consecutive_overruns": 2}
+    forced = [Overrun("t", t * NS_PER_MS, OverrunKind.LATE) for t in (20, 40)]
+    executive, sink = _run(make_mission(data), 120, injected_overruns=forced)
+    assert executive.health.mode is Mode.SAFE
+    assert executive.health.tasks["t"].on_fallback
+    statuses = [p.status for p in sink.publications]
+    assert statuses[:3] == ["ok", "held", "held"] and statuses[3:] == ["fallback"] * 2
+    kinds = [e.kind for e in sink.events]
+    assert kinds.index("safe_entered") < kinds.index("fallback_engaged")
+
+
+def test_leave_safe_and_restore_primary_commands_apply_at_a_frame_boundary(make_mission) -> None:
+    data = _faulty_mission("fallback", nan_at=[1])
+    data["safe"] = {"on_guard_trip": True}
+    config = make_mission(data)
+    sink = MemorySink()
+    executive = build_executive(config, clock=FastClock(), sinks=[sink])
+    executive.run(50 * NS_PER_MS)
+    assert executive.health.mode is Mode.SAFE
+    executive.request_leave_safe()
+    executive.request_restore_primary("t")
+    with pytest.raises(KeyError):
+        executive.request_restore_primary("nope")
+    executive.run(50 * NS_PER_MS)  # a second run restarts mission time at 0
+    assert executive.health.mode is Mode.NOMINAL
+    assert not executive.health.tasks["t"].on_fallback
+    assert [e.kind for e in sink.events][-2:] == ["safe_left", "primary_restored"]
+
+
+class _Scripted:
+    """Delivers given samples at given frames, in the given order."""
+
+    def __init__(self, script: dict[int, list[Sample]]) -> None:
+        self._script = script
+
+    def poll(self, t_ns: int) -> list[Sample]:
+        return self._script.get(t_ns, [])
+
+
+def test_bad_inputs_are_counted_by_reason_and_frames_go_on(make_mission) -> None:
+    good = np.array([1.0], np.float32)
+    script = {
+        0: [Sample("x", 0, good),
+            Sample("nope", 0, good),                                # unknown topic
+            Sample("y", 0, good)],                                  # not an input
+        10 * NS_PER_MS: [Sample("x", 10 * NS_PER_MS, np.array([1.0])),  # float64: bad dtype
+                         Sample("x", 10 * NS_PER_MS, np.zeros(2, np.float32))],  # bad shape
+        30 * NS_PER_MS: [Sample("x", 30 * NS_PER_MS, good),
+                         Sample("x", 20 * NS_PER_MS, good)],        # older than the last
+    }
+    data = base_mission()
+    del data["source"]
+    executive, _ = _run(make_mission(data), 100, source=_Scripted(script))
+    health = executive.health
+    assert health.frames == 10
+    assert health.inputs_accepted == 2
+    assert health.rejects == {"unknown_topic": 1, "not_an_input": 1, "bad_dtype": 1,
+                              "bad_shape": 1, "out_of_order": 1}
+
+
+def test_future_timestamps_are_refused() -> None:
+    from flightai.sched.executive import Executive
+
+    class Early:
+        def poll(self, t_ns: int) -> list[Sample]:
+            return [Sample("x", t_ns + 1, np.array([1.0], np.float32))]
+
+    from pathlib import Path
+
+    from flightai.config import parse_mission
+
+    data = base_mission()
+    del data["source"]
+    config = parse_mission(data, Path("."))
+    from flightai.runtime import load_tasks
+
+    executive = Executive(config, load_tasks(config).tasks, FastClock(), source=Early())
+    executive.run(30 * NS_PER_MS)
+    assert executive.health.rejects == {"future_timestamp": 3}
+
+
+def test_external_clock_drives_frames_and_reports_missing_ticks(make_mission) -> None:
+    data = base_mission()
+    data["runtime"]["external"] = {"tick_timeout_ms": 20}
+    config = make_mission(data)
+    clock = ExternalClock(20 * NS_PER_MS)
+    sink = MemorySink()
+    executive = build_executive(config, clock=clock, sinks=[sink])
+    runner = threading.Thread(target=executive.run, args=(None,))
+    runner.start()
+    for t in range(0, 50 * NS_PER_MS, 10 * NS_PER_MS):
+        clock.tick(t)
+    deadline = threading.Event()
+    while executive.health.tick_timeouts == 0 and not deadline.wait(0.01):
+        pass
+    executive.stop()
+    runner.join(5)
+    assert not runner.is_alive()
+    assert executive.health.frames == 5
+    assert executive.health.mode is Mode.SAFE  # safe.on_tick_timeout defaults to true
+    assert any(e.kind == "tick_timeout" for e in sink.events)
