@@ -108,7 +108,8 @@ def _check_model(model: ModelConfig, result: CheckResult) -> None:
 
 
 def _report_lines(report: SessionReport) -> list[str]:
-    nodes = ", ".join(f"{ep}: {n} nodes" for ep, n in report.nodes_by_provider)
+    nodes = (", ".join(f"{ep}: {n} nodes" for ep, n in report.nodes_by_provider)
+             or "node placement not reported by this onnxruntime")
     lines = [f"    providers: requested {', '.join(report.requested)}; running "
              f"{', '.join(report.running)} ({nodes})"]
     if report.fallback:

@@ -52,7 +52,8 @@ class SessionReport:
         sha256: the verified hash of the bytes the session was built from.
         requested: providers in configured order.
         running: providers onnxruntime runs the session with, in priority order.
-        nodes_by_provider: how many graph nodes each provider was assigned.
+        nodes_by_provider: how many graph nodes each provider was assigned (empty
+            when this onnxruntime cannot report placement).
         fallback: True when the first requested provider is not the one running
             every node (unavailable, failed, or nodes placed elsewhere).
         options: the pinned session options, as strings (platform fingerprint).
@@ -179,8 +180,12 @@ def build_session(config: ModelConfig, data: bytes) -> tuple[ort.InferenceSessio
 
 
 def _node_placement(session: ort.InferenceSession) -> tuple[tuple[str, int], ...]:
+    """Nodes per provider; empty where onnxruntime cannot tell (before 1.24)."""
+    info = getattr(session, "get_provider_graph_assignment_info", None)
+    if info is None:
+        return ()
     counts: dict[str, int] = {}
-    for subgraph in session.get_provider_graph_assignment_info():
+    for subgraph in info():
         counts[subgraph.ep_name] = counts.get(subgraph.ep_name, 0) + len(subgraph.get_nodes())
     return tuple(counts.items())
 
