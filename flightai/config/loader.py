@@ -15,16 +15,29 @@ from typing import Any
 
 from flightai.config.reader import Table, describe
 from flightai.config.schema import (
-    ClockKind, ExecutionMode, ExternalClockConfig, GraphOptimization, GuardConfig, LateJobs,
-    MissionConfig, ModelConfig, Placement, Policy, PortSpec, RuntimeConfig, SafeConfig,
-    SignalSpec, SourceConfig, TaskConfig,
+    ClockKind,
+    ExecutionMode,
+    ExternalClockConfig,
+    GraphOptimization,
+    GuardConfig,
+    LateJobs,
+    MissionConfig,
+    ModelConfig,
+    Placement,
+    Policy,
+    PortSpec,
+    RuntimeConfig,
+    SafeConfig,
+    SignalSpec,
+    SourceConfig,
+    TaskConfig,
 )
 from flightai.errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64",
           "uint8", "uint16", "uint32", "uint64", "bool")
@@ -47,6 +60,8 @@ def load_mission(path: str | Path) -> MissionConfig:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(str(path), "a readable mission file", exc.strerror or str(exc)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "a UTF-8 text file", str(exc)) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "valid TOML", str(exc)) from exc
     return parse_mission(data, path.resolve().parent)
@@ -64,7 +79,8 @@ def parse_mission(data: Mapping[str, Any], base_dir: Path) -> MissionConfig:
     tasks = tuple(_task(t, runtime) for t in root.tables("tasks", required=True))
     guards = tuple(_guard(t) for t in root.tables("guards"))
     safe = _safe(root.table("safe"))
-    source = _source(root.table("source")) if root.has("source") else None
+    source_table = root.table("source")  # read even when absent: a known key of the root
+    source = _source(source_table) if root.has("source") else None
     root.finish()
     config = MissionConfig(name=name, base_dir=base_dir, runtime=runtime, signals=signals,
                            models=models, tasks=tasks, guards=guards, safe=safe, source=source)
@@ -76,7 +92,7 @@ def _name(table: Table, key: str) -> str:
     value: str = table.string(key)
     if not _NAME.match(value):
         raise ConfigError(table.key_path(key),
-                          "a name of letters, digits, '_', '.', '-' starting with a letter",
+                          "a name of letters, digits, '_', '.', '-' starting with a letter or '_'",
                           describe(value))
     return value
 
@@ -147,14 +163,14 @@ def _model(t: Table, base_dir: Path) -> ModelConfig:
 
 def _port_map(t: Table, key: str) -> tuple[tuple[str, str], ...]:
     table = t.table(key, required=True)
-    pairs = tuple((port, table.string(port)) for port in table.keys())
+    pairs = tuple((port, table.string(port)) for port in table.names())
     table.finish()
     return pairs
 
 
 def _params(t: Table) -> tuple[tuple[str, Any], ...]:
     table = t.table("params")
-    pairs = tuple((k, table.raw(k)) for k in table.keys())
+    pairs = tuple((k, table.raw(k)) for k in table.names())
     table.finish()
     return pairs
 
@@ -171,9 +187,10 @@ def _task(t: Table, runtime: RuntimeConfig) -> TaskConfig:
     model = t.string("model", None)
     function = _target(t, "function")
     factory = _target(t, "factory")
-    kinds = [k for k, v in (("model", model), ("function", function), ("factory", factory)) if v]
+    kinds = [k for k, v in (("model", model), ("function", function), ("factory", factory))
+             if v is not None]
     if len(kinds) != 1:
-        raise ConfigError(t.key_path("model"),
+        raise ConfigError(t.path,
                           "exactly one of model, function, factory", ", ".join(kinds) or "none")
     fallback_only = t.boolean("fallback_only", False)
     frame = runtime.minor_frame_ms
@@ -210,6 +227,9 @@ def _task(t: Table, runtime: RuntimeConfig) -> TaskConfig:
     )
     if not config.outputs:
         raise ConfigError(t.key_path("outputs"), "at least one output port", "none")
+    if config.params and factory is None:
+        raise ConfigError(t.key_path("params"), "no params on a model or function task "
+                          "(only a factory takes params)", describe(dict(config.params)))
     t.finish()
     return config
 
@@ -267,11 +287,13 @@ def _cross_check(c: MissionConfig) -> None:
         path = f"tasks[{i}]"
         for port, sig in task.inputs:
             if sig not in signals:
-                raise ConfigError(f"{path}.inputs.{port}", "the name of a declared signal", repr(sig))
+                raise ConfigError(f"{path}.inputs.{port}", "the name of a declared signal",
+                                  repr(sig))
         for port, sig in task.outputs:
             spec = signals.get(sig)
             if spec is None:
-                raise ConfigError(f"{path}.outputs.{port}", "the name of a declared signal", repr(sig))
+                raise ConfigError(f"{path}.outputs.{port}", "the name of a declared signal",
+                                  repr(sig))
             if spec.input:
                 raise ConfigError(f"{path}.outputs.{port}",
                                   "a signal that is not an input (input = true)", repr(sig))
@@ -289,7 +311,8 @@ def _cross_check(c: MissionConfig) -> None:
         if task.fallback is not None:
             fb = tasks.get(task.fallback)
             if fb is None or not fb.fallback_only:
-                raise ConfigError(f"{path}.fallback", "the name of a task with fallback_only = true",
+                raise ConfigError(f"{path}.fallback",
+                                  "the name of a task with fallback_only = true",
                                   repr(task.fallback))
             if sorted(s for _, s in fb.outputs) != sorted(s for _, s in task.outputs):
                 raise ConfigError(f"tasks[{c.tasks.index(fb)}].outputs",
@@ -306,13 +329,14 @@ def _cross_check(c: MissionConfig) -> None:
             if task.placement is not Placement.FRAME:
                 raise ConfigError(f"{path}.placement", "'frame' for a fallback_only task",
                                   repr(task.placement.value))
-    for i, sig in enumerate(c.signals):
-        if not sig.input and sig.name not in producers:
+    for i, declared in enumerate(c.signals):
+        if not declared.input and declared.name not in producers:
             raise ConfigError(f"signals[{i}].name", "a signal written by a task or input = true",
-                              f"{sig.name!r}, which nothing writes")
+                              f"{declared.name!r}, which nothing writes")
     for i, guard in enumerate(c.guards):
         if guard.signal not in producers:
-            raise ConfigError(f"guards[{i}].signal", "a signal written by a task", repr(guard.signal))
+            raise ConfigError(f"guards[{i}].signal", "a signal written by a task",
+                              repr(guard.signal))
 
 
 def _check_ports(path: str, task: TaskConfig, model: ModelConfig,
@@ -325,14 +349,14 @@ def _check_ports(path: str, task: TaskConfig, model: ModelConfig,
         for port in mapped:
             if port not in declared:
                 raise ConfigError(f"{path}.{key}.{port}",
-                                  f"a {key[:-1]} of model {model.name!r} ("
+                                  f"an {key[:-1]} port of model {model.name!r} ("
                                   + ", ".join(declared) + ")", repr(port))
-        for port_name, port in declared.items():
+        for port_name, spec in declared.items():
             if port_name not in mapped:
                 raise ConfigError(f"{path}.{key}",
                                   f"a signal for model {key[:-1]} {port_name!r}", "none")
             sig = signals[mapped[port_name]]
-            if (sig.dtype, sig.shape) != (port.dtype, port.shape):
+            if (sig.dtype, sig.shape) != (spec.dtype, spec.shape):
                 raise ConfigError(f"{path}.{key}.{port_name}",
-                                  f"a signal of {port.dtype}{list(port.shape)} like the model port",
+                                  f"a signal of {spec.dtype}{list(spec.shape)} like the model port",
                                   f"{sig.name!r}: {sig.dtype}{list(sig.shape)}")

@@ -41,7 +41,7 @@ class Table:
         """The full path of ``key`` inside this table."""
         return f"{self.path}.{key}" if self.path else key
 
-    def keys(self) -> list[str]:
+    def names(self) -> list[str]:
         """The keys present, in file order (for tables whose keys are names)."""
         return list(self._data)
 

@@ -69,13 +69,15 @@ def build_table(config: MissionConfig) -> ScheduleTable:
     utilisation = 0.0
     for task in tasks:
         path = _task_path(config, task)
-        budget_ns = _effective_budget_ns(config, task)
-        if budget_ns > task.deadline_ns:
-            raise ScheduleError(f"{path}.budget_us",
-                                f"a budget within the deadline of task {task.name!r} "
-                                f"({format_ns(task.deadline_ns)})", format_ns(budget_ns))
+        fallback = config.task(task.fallback) if task.fallback else None
+        for owner in (task, fallback):
+            if owner is not None and owner.budget_ns > task.deadline_ns:
+                raise ScheduleError(f"{_task_path(config, owner)}.budget_us",
+                                    f"a budget within the deadline of task {task.name!r} "
+                                    f"({format_ns(task.deadline_ns)})",
+                                    format_ns(owner.budget_ns))
         if task.placement is Placement.WORKER:
-            utilisation += budget_ns / task.period_ns
+            utilisation += task.budget_ns / task.period_ns
             if utilisation > config.runtime.workers:
                 raise ScheduleError(
                     f"{path}.budget_us",
@@ -83,25 +85,35 @@ def build_table(config: MissionConfig) -> ScheduleTable:
                     f"task {task.name!r} brings them to", f"{utilisation:.2f}")
         for t_release in range(task.offset_ns, hyper_ns, task.period_ns):
             k = t_release // frame_ns
+            k_deadline = ((t_release + task.deadline_ns) % hyper_ns) // frame_ns
             releases[k].append(task.name)
-            deadlines[((t_release + task.deadline_ns) % hyper_ns) // frame_ns].append(task.name)
-            if task.placement is Placement.FRAME:
-                load_ns[k] += budget_ns
-                if load_ns[k] > frame_ns:
+            deadlines[k_deadline].append(task.name)
+            for frame, extra_ns in _frame_work(task, fallback, k, k_deadline):
+                load_ns[frame] += extra_ns
+                if load_ns[frame] > frame_ns:
                     raise ScheduleError(
                         f"{path}.budget_us",
-                        f"frame-placed budgets within the minor frame ({format_ns(frame_ns)}); "
-                        f"task {task.name!r} brings frame {k} to", format_ns(load_ns[k]))
+                        f"frame-thread budgets within the minor frame ({format_ns(frame_ns)}); "
+                        f"task {task.name!r} brings frame {frame} to", format_ns(load_ns[frame]))
     slots = tuple(FrameSlot(k, tuple(deadlines[k]), tuple(releases[k])) for k in range(n_frames))
     return ScheduleTable(frame_ns, hyper_ns, slots, tuple(load_ns), utilisation)
 
 
-def _effective_budget_ns(config: MissionConfig, task: TaskConfig) -> int:
-    """A task's budget, or its fallback's when larger (the fallback runs in its place)."""
-    budget = task.budget_ns
-    if task.fallback is not None:
-        budget = max(budget, config.task(task.fallback).budget_ns)
-    return budget
+def _frame_work(task: TaskConfig, fallback: TaskConfig | None, k_release: int,
+                k_deadline: int) -> list[tuple[int, int]]:
+    """Worst-case work one job puts on the frame thread, as (frame, ns) pairs.
+
+    A frame-placed job runs at its release. A fallback always runs on the frame
+    thread: at the release once latched, and once more at a deadline where the
+    policy switches to it, so both frames carry its budget.
+    """
+    work = []
+    release_ns = task.budget_ns if task.placement is Placement.FRAME else 0
+    if fallback is not None:
+        release_ns = max(release_ns, fallback.budget_ns)
+        work.append((k_deadline, fallback.budget_ns))
+    work.insert(0, (k_release, release_ns))
+    return [(frame, ns) for frame, ns in work if ns]
 
 
 def format_table(table: ScheduleTable, max_rows: int = 50) -> str:
