@@ -195,7 +195,7 @@ def _task(t: Table, runtime: RuntimeConfig) -> TaskConfig:
     fallback_only = t.boolean("fallback_only", False)
     frame = runtime.minor_frame_ms
     if fallback_only:
-        for key in ("period_ms", "offset_ms", "deadline_ms", "fallback"):
+        for key in ("period_ms", "offset_ms", "deadline_ms", "fallback", "on_overrun", "on_guard"):
             if t.has(key):
                 raise ConfigError(t.key_path(key), "no value on a fallback_only task",
                                   describe(t.raw(key)))

@@ -509,7 +509,10 @@ FALLBACKS = [
     case("policy-without-fallback", "plain", {"tasks.0.on_guard": "fallback"},
          "tasks[0].fallback: expected a fallback task when a policy is 'fallback', got none"),
     case("policy-on-fallback-only", "fallback", {"tasks.1.on_overrun": "fallback"},
-         "tasks[1].fallback: expected a fallback task when a policy is 'fallback', got none"),
+         "tasks[1].on_overrun: expected no value on a fallback_only task, "
+         "got 'fallback' (string)"),
+    case("guard-policy-on-fallback-only", "fallback", {"tasks.1.on_guard": "hold"},
+         "tasks[1].on_guard: expected no value on a fallback_only task, got 'hold' (string)"),
     case("fallback_only-period", "fallback", {"tasks.1.period_ms": 20},
          "tasks[1].period_ms: expected no value on a fallback_only task, got 20 (integer)"),
     case("fallback_only-offset", "fallback", {"tasks.1.offset_ms": 0},
