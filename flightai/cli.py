@@ -17,7 +17,7 @@ from flightai.config import ClockKind, load_mission
 from flightai.errors import FlightaiError
 from flightai.runtime import build_executive, make_clock
 from flightai.sched.executive import Executive
-from flightai.sched.health import Event, Severity
+from flightai.sched.health import Event, Health, Severity
 from flightai.sched.io import DigestSink, Publication
 from flightai.timebase import NS_PER_MS, format_ns
 
@@ -76,6 +76,9 @@ class _ConsoleSink:
 
     def publish(self, publication: Publication) -> None:
         self._digest.publish(publication)
+
+    def frame_done(self, t_ns: int, health: Health) -> None:
+        pass
 
     def event(self, event: Event) -> None:
         if event.severity >= Severity.WARNING:

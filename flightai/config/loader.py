@@ -15,7 +15,11 @@ from typing import Any
 
 from flightai.config.reader import Table, describe
 from flightai.config.schema import (
+    BusConfig,
     ClockKind,
+    CommandClass,
+    CurveClient,
+    CurveConfig,
     ExecutionMode,
     ExternalClockConfig,
     GraphOptimization,
@@ -81,9 +85,12 @@ def parse_mission(data: Mapping[str, Any], base_dir: Path) -> MissionConfig:
     safe = _safe(root.table("safe"))
     source_table = root.table("source")  # read even when absent: a known key of the root
     source = _source(source_table) if root.has("source") else None
+    bus_table = root.table("bus")
+    bus = _bus(bus_table, base_dir) if root.has("bus") else None
     root.finish()
     config = MissionConfig(name=name, base_dir=base_dir, runtime=runtime, signals=signals,
-                           models=models, tasks=tasks, guards=guards, safe=safe, source=source)
+                           models=models, tasks=tasks, guards=guards, safe=safe, source=source,
+                           bus=bus)
     _cross_check(config)
     return config
 
@@ -126,9 +133,70 @@ def _dtype(t: Table, key: str) -> str:
 
 def _signal(t: Table) -> SignalSpec:
     spec = SignalSpec(name=_name(t, "name"), dtype=_dtype(t, "dtype"), shape=t.shape("shape"),
-                      input=t.boolean("input", False))
+                      input=t.boolean("input", False),
+                      max_age_ms=t.integer("max_age_ms", 0, minimum=0))
+    if spec.max_age_ms and not spec.input:
+        raise ConfigError(t.key_path("max_age_ms"),
+                          "no max_age_ms on a signal that is not an input", str(spec.max_age_ms))
     t.finish()
     return spec
+
+
+_ENDPOINT = re.compile(r"^(tcp://[^\s]+:\d+|ipc://[^\s]+|inproc://[^\s]+)$")
+_Z85 = re.compile(r"^[0-9a-zA-Z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}$")
+
+
+def _endpoint(t: Table, key: str, default: str) -> str:
+    value: str = t.string(key, default)
+    if not _ENDPOINT.match(value):
+        raise ConfigError(t.key_path(key), "a ZeroMQ endpoint 'tcp://host:port', 'ipc://path' "
+                          "or 'inproc://name'", describe(value))
+    return value
+
+
+def _bus(t: Table, base_dir: Path) -> BusConfig:
+    curve_table = t.table("curve")  # read even when absent: a known key of [bus]
+    curve = _curve(curve_table, base_dir) if t.has("curve") else None
+    config = BusConfig(
+        sensors=_endpoint(t, "sensors", BusConfig.sensors),
+        outputs=_endpoint(t, "outputs", BusConfig.outputs),
+        commands=_endpoint(t, "commands", BusConfig.commands),
+        max_message_bytes=t.integer("max_message_bytes", BusConfig.max_message_bytes,
+                                    minimum=1024, maximum=1 << 30),
+        health_period_ms=t.integer("health_period_ms", BusConfig.health_period_ms, minimum=1),
+        sensor_hwm=t.integer("sensor_hwm", BusConfig.sensor_hwm, minimum=1),
+        output_hwm=t.integer("output_hwm", BusConfig.output_hwm, minimum=1),
+        curve=curve,
+    )
+    endpoints = [config.sensors, config.outputs, config.commands]
+    if len(set(endpoints)) != 3:
+        raise ConfigError(t.key_path("commands"), "three different endpoints",
+                          ", ".join(endpoints))
+    t.finish()
+    return config
+
+
+def _curve(t: Table, base_dir: Path) -> CurveConfig:
+    secret = base_dir / t.string("server_secret_key_file")
+    clients = []
+    for c in t.tables("clients", required=True):
+        key: str = c.string("public_key")
+        if not _Z85.match(key):
+            raise ConfigError(c.key_path("public_key"), "a Z85 CURVE public key (40 characters)",
+                              describe(key))
+        names = c.strings("commands", ("read",))
+        allowed = [m.value for m in CommandClass]
+        for i, name in enumerate(names):
+            if name not in allowed:
+                raise ConfigError(f"{c.key_path('commands')}[{i}]",
+                                  "one of " + ", ".join(repr(a) for a in allowed), repr(name))
+        clients.append(CurveClient(name=_name(c, "name"), public_key=key,
+                                   commands=tuple(CommandClass(n) for n in names)))
+        c.finish()
+    if not clients:
+        raise ConfigError(t.key_path("clients"), "at least one allowed client", "none")
+    t.finish()
+    return CurveConfig(server_secret_key_file=secret, clients=tuple(clients))
 
 
 def _port(t: Table) -> PortSpec:

@@ -95,6 +95,12 @@ class SignalSpec:
     dtype: str
     shape: tuple[int, ...]
     input: bool = False
+    max_age_ms: int = 0
+
+    @property
+    def max_age_ns(self) -> int:
+        """Oldest acceptable input age in nanoseconds (0: no limit)."""
+        return self.max_age_ms * NS_PER_MS
 
 
 @dataclass(frozen=True)
@@ -202,6 +208,45 @@ class SourceConfig:
     params: tuple[tuple[str, Any], ...] = ()
 
 
+class CommandClass(enum.Enum):
+    """What a bus client may command: read (status), control (modes, counters), admin (stop)."""
+
+    READ = "read"
+    CONTROL = "control"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class CurveClient:
+    """One allowed CURVE client: its Z85 public key and the command classes it may use."""
+
+    name: str
+    public_key: str
+    commands: tuple[CommandClass, ...] = (CommandClass.READ,)
+
+
+@dataclass(frozen=True)
+class CurveConfig:
+    """CurveZMQ on every bus socket, with an allow-list of client keys."""
+
+    server_secret_key_file: Path
+    clients: tuple[CurveClient, ...]
+
+
+@dataclass(frozen=True)
+class BusConfig:
+    """ZeroMQ endpoints, limits and telemetry rate. Every socket is bound by the runtime."""
+
+    sensors: str = "tcp://127.0.0.1:5550"
+    outputs: str = "tcp://127.0.0.1:5551"
+    commands: str = "tcp://127.0.0.1:5552"
+    max_message_bytes: int = 4 * 1024 * 1024
+    health_period_ms: int = 100
+    sensor_hwm: int = 10_000
+    output_hwm: int = 10_000
+    curve: CurveConfig | None = None
+
+
 @dataclass(frozen=True)
 class MissionConfig:
     """A whole mission file, validated and cross-checked."""
@@ -215,6 +260,7 @@ class MissionConfig:
     guards: tuple[GuardConfig, ...] = ()
     safe: SafeConfig = field(default_factory=SafeConfig)
     source: SourceConfig | None = None
+    bus: BusConfig | None = None
 
     def signal(self, name: str) -> SignalSpec:
         """Return the signal called ``name`` (the loader guarantees it exists)."""

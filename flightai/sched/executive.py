@@ -178,6 +178,14 @@ class Executive:
         """Return from SAFE to NOMINAL at the next frame (fallbacks stay latched)."""
         self._commands.put(self._leave_safe)
 
+    def request_enter_safe(self, reason: str = "by command") -> None:
+        """Enter SAFE at the next frame, latching every fallback."""
+        self._commands.put(lambda t_ns: self._enter_safe(t_ns, reason))
+
+    def request_reset_counters(self) -> None:
+        """Zero the health counters at the next frame (modes and latches are kept)."""
+        self._commands.put(lambda t_ns: self.health.reset_counters())
+
     def request_restore_primary(self, task: str) -> None:
         """Release the fallback latch of ``task`` at the next frame."""
         if task not in self.health.tasks:
@@ -208,6 +216,8 @@ class Executive:
         for name in slot.releases:
             self._release(name, t_ns)
         self.health.frames += 1
+        for sink in self._sinks:
+            sink.frame_done(t_ns, self.health)
 
     def _ingest(self, sample: Sample, t_ns: int) -> None:
         spec = self._inputs.get(sample.signal)
@@ -220,6 +230,8 @@ class Executive:
             reason = Reject.BAD_SHAPE
         elif sample.t_ns > t_ns:
             reason = Reject.FUTURE_TIMESTAMP
+        elif spec.max_age_ns and sample.t_ns < t_ns - spec.max_age_ns:
+            reason = Reject.STALE
         elif sample.t_ns < self._input_t_ns.get(sample.signal, sample.t_ns):
             reason = Reject.OUT_OF_ORDER
         if reason is not None:

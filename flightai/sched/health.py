@@ -41,6 +41,7 @@ class Reject(enum.Enum):
     BAD_SHAPE = "bad_shape"
     FUTURE_TIMESTAMP = "future_timestamp"
     OUT_OF_ORDER = "out_of_order"
+    STALE = "stale"
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,15 @@ class Health:
     def reject(self, reason: Reject) -> None:
         """Count one refused input by reason."""
         self.rejects[reason.value] = self.rejects.get(reason.value, 0) + 1
+
+    def reset_counters(self) -> None:
+        """Zero every counter and statistic; mode and latches are kept."""
+        self.frames = self.frame_slips = self.tick_timeouts = self.inputs_accepted = 0
+        self.wall_lateness_max_ns = 0
+        self.wall_lateness_ring.clear()
+        self.rejects = {}
+        for name, task in self.tasks.items():
+            self.tasks[name] = TaskHealth(on_fallback=task.on_fallback)
 
     def snapshot(self) -> dict[str, object]:
         """A plain-data view (for telemetry, summaries and tests)."""

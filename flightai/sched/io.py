@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from flightai.sched.health import Event
+from flightai.sched.health import Event, Health
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,10 @@ class OutputSink(Protocol):
         """Take one event."""
         ...
 
+    def frame_done(self, t_ns: int, health: Health) -> None:
+        """The frame at ``t_ns`` is complete (for fixed-rate telemetry and lockstep)."""
+        ...
+
 
 class DigestSink:
     """Hashes every publication (time, task, status, signal, dtype, shape, bytes).
@@ -92,6 +96,9 @@ class DigestSink:
     def event(self, event: Event) -> None:
         """Events are telemetry: not part of the output digest."""
 
+    def frame_done(self, t_ns: int, health: Health) -> None:
+        """Nothing to do per frame."""
+
     def hexdigest(self) -> str:
         """The SHA-256 of everything published so far."""
         return self._hash.hexdigest()
@@ -111,6 +118,9 @@ class MemorySink:
     def event(self, event: Event) -> None:
         """Keep it."""
         self.events.append(event)
+
+    def frame_done(self, t_ns: int, health: Health) -> None:
+        """Nothing to do per frame."""
 
 
 class ListSource:

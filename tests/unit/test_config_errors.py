@@ -149,7 +149,7 @@ def case(id: str, base: str, edits: dict[str, Any], message: str) -> Any:
 
 UNKNOWN_KEYS = [
     case("root", "plain", {"bogus": 1},
-         "bogus: expected a key of the document (guards, mission, models, runtime, safe, "
+         "bogus: expected a key of the document (bus, guards, mission, models, runtime, safe, "
          "signals, source, tasks), got unknown key 'bogus'"),
     case("mission", "plain", {"mission.title": "x"},
          "mission.title: expected a key of mission (name), got unknown key 'title'"),
@@ -160,8 +160,8 @@ UNKNOWN_KEYS = [
          "runtime.external.timeout_ms: expected a key of runtime.external (late_jobs, "
          "tick_timeout_ms), got unknown key 'timeout_ms'"),
     case("signals", "plain", {"signals.1.initial": 0},
-         "signals[1].initial: expected a key of signals[1] (dtype, input, name, shape), "
-         "got unknown key 'initial'"),
+         "signals[1].initial: expected a key of signals[1] (dtype, input, max_age_ms, name, "
+         "shape), got unknown key 'initial'"),
     case("models", "model", {"models.0.threads": 2},
          "models[0].threads: expected a key of models[0] (allow_fallback, "
          "deterministic_compute, execution_mode, file, graph_optimization, inputs, "

@@ -206,3 +206,32 @@ def test_external_clock_drives_frames_and_reports_missing_ticks(make_mission) ->
     assert executive.health.frames == 5
     assert executive.health.mode is Mode.SAFE  # safe.on_tick_timeout defaults to true
     assert any(e.kind == "tick_timeout" for e in sink.events)
+
+
+def test_stale_inputs_are_refused(make_mission) -> None:
+    good = np.array([1.0], np.float32)
+    script = {30 * NS_PER_MS: [Sample("x", 5 * NS_PER_MS, good),      # 25 ms old: stale
+                               Sample("x", 15 * NS_PER_MS, good)]}     # 15 ms old: fine
+    data = base_mission()
+    del data["source"]
+    data["signals"][0]["max_age_ms"] = 20
+    executive, _ = _run(make_mission(data), 40, source=_Scripted(script))
+    assert executive.health.rejects == {"stale": 1}
+    assert executive.health.inputs_accepted == 1
+
+
+def test_enter_safe_and_reset_counters_commands(make_mission) -> None:
+    data = _faulty_mission("fallback")
+    sink = MemorySink()
+    executive = build_executive(make_mission(data), clock=FastClock(), sinks=[sink])
+    executive.request_enter_safe("operator")
+    executive.run(60 * NS_PER_MS)
+    assert executive.health.mode is Mode.SAFE
+    assert executive.health.tasks["t"].on_fallback
+    assert [p.status for p in sink.publications] == ["fallback", "fallback"]
+    assert next(e for e in sink.events if e.kind == "safe_entered").detail == "operator"
+    executive.request_reset_counters()
+    executive.run(10 * NS_PER_MS)
+    health = executive.health
+    assert health.frames == 1 and health.tasks["t"].releases == 1  # was 7 and 3
+    assert health.tasks["t"].on_fallback and health.mode is Mode.SAFE
