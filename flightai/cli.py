@@ -12,13 +12,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from flightai import __version__
+from flightai.bus.server import BusServer
 from flightai.check import check_mission
+from flightai.cli_bus import add_bus_commands
 from flightai.config import ClockKind, load_mission
+from flightai.config.schema import MissionConfig
 from flightai.errors import FlightaiError
-from flightai.runtime import build_executive, make_clock
+from flightai.runtime import build_executive, make_clock, make_source
+from flightai.sched.clock import Clock
 from flightai.sched.executive import Executive
 from flightai.sched.health import Event, Health, Severity
-from flightai.sched.io import DigestSink, Publication
+from flightai.sched.io import ChainSource, DigestSink, InputSource, OutputSink, Publication
 from flightai.timebase import NS_PER_MS, format_ns
 
 HIL_HINT = "flightai hil needs: pip install 'flightai[hil]'"
@@ -54,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--duration-ms", type=int, help="stop after this much mission time")
     run.add_argument("--quiet", action="store_true", help="no status line, only the summary")
     run.set_defaults(handler=_cmd_run)
+    add_bus_commands(sub)
     hil = sub.add_parser("hil", help="bench and ground tools (needs flightai[hil])",
                          add_help=False)
     hil.add_argument("rest", nargs=argparse.REMAINDER)
@@ -90,13 +95,39 @@ class _ConsoleSink:
 def _cmd_run(args: argparse.Namespace) -> int:
     config = load_mission(args.mission)
     clock_kind = ClockKind(args.clock) if args.clock else config.runtime.clock
-    if clock_kind is ClockKind.EXTERNAL:
-        print("flightai: error: the external clock is driven over the bus; use wall or fast here",
-              file=sys.stderr)
+    if clock_kind is ClockKind.EXTERNAL and config.bus is None:
+        print("flightai: error: the external clock is driven by ticks on the bus, and this "
+              "mission has no [bus] section", file=sys.stderr)
         return 2
     digest = DigestSink()
-    executive = build_executive(config, clock=make_clock(config, clock_kind),
-                                sinks=[_ConsoleSink(digest)], workers=args.workers)
+    clock = make_clock(config, clock_kind)
+    bus = BusServer(config, clock) if config.bus is not None else None
+    try:
+        return _run_with(config, args, clock, clock_kind, digest, bus)
+    finally:
+        if bus is not None:
+            bus.close()
+
+
+def _run_with(config: MissionConfig, args: argparse.Namespace, clock: Clock,
+              clock_kind: ClockKind, digest: DigestSink, bus: BusServer | None) -> int:
+    sinks: list[OutputSink] = [_ConsoleSink(digest)]
+    sources: list[InputSource] = []
+    if bus is not None:
+        sinks.append(bus.sink)
+        sources.append(bus.input)
+    local = make_source(config)
+    if local is not None:
+        sources.append(local)
+    executive = build_executive(config, clock=clock, source=ChainSource(sources), sinks=sinks,
+                                workers=args.workers)
+    if bus is not None:
+        bus.attach(executive)
+        bus.start()
+        assert config.bus is not None
+        print(f"flightai: bus: sensors {config.bus.sensors}, outputs {config.bus.outputs}, "
+              f"commands {config.bus.commands}"
+              + (" (CURVE)" if config.bus.curve is not None else ""))
     duration_ms = args.duration_ms if args.duration_ms is not None else config.runtime.duration_ms
     duration_ns = duration_ms * NS_PER_MS if duration_ms else None
     for signum in (signal.SIGINT, signal.SIGTERM):

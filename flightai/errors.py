@@ -11,7 +11,8 @@ nothing below escapes a frame. The tree::
     │   ├── ModelSignatureError  declared I/O differs from the model's
     │   ├── ProviderError      a required execution provider is not running it
     │   └── ModelLoadError     onnxruntime refused the (verified) bytes
-    └── TaskError              a Python task that cannot be imported or built
+    ├── TaskError              a Python task that cannot be imported or built
+    └── BusError               a bus socket or its security cannot be set up
 """
 
 from __future__ import annotations
@@ -75,3 +76,7 @@ class ModelLoadError(ModelError):
 
 class TaskError(FlightaiError):
     """A Python task cannot be imported, built or called as configured."""
+
+
+class BusError(FlightaiError):
+    """A bus socket or its security could not be set up (translated from pyzmq)."""

@@ -123,6 +123,17 @@ class MemorySink:
         """Nothing to do per frame."""
 
 
+class ChainSource:
+    """Polls several sources in order each frame (e.g. the bus, then an in-process one)."""
+
+    def __init__(self, sources: Iterable[InputSource]) -> None:
+        self._sources = tuple(sources)
+
+    def poll(self, t_ns: int) -> list[Sample]:
+        """Every source's samples for ``t_ns``, source by source."""
+        return [s for source in self._sources for s in source.poll(t_ns)]
+
+
 class ListSource:
     """Replays a list of samples: each becomes visible at the first instant >= its time."""
 
