@@ -54,7 +54,7 @@ class BusSink:
         frames = encode(topic, seq, t_ns, arrays, fields, self._packer)
         try:
             self._socket.send_multipart(frames, zmq.NOBLOCK, copy=False)
-        except zmq.Again:
+        except zmq.ZMQError:  # at the high-water mark (Again), or the bus is closing
             self.dropped += 1
 
     def publish(self, publication: Publication) -> None:
@@ -70,10 +70,14 @@ class BusSink:
             "detail": event.detail})
 
     def frame_done(self, t_ns: int, health: Health) -> None:
-        """Mark the frame done; publish health when its period comes round."""
-        self._send(FRAME_TOPIC, t_ns)
+        """Publish health when its period comes round, then the frame mark.
+
+        The mark is the frame's last message: a lockstep peer that has it has
+        everything the frame published.
+        """
         if t_ns % self._period_ns == 0:
             status = {"t_ns": t_ns, **health.snapshot(), **self._extra(),
                       "output_drops": self.dropped}
             self._status = status
             self._send(HEALTH_TOPIC, t_ns, (), {"health": status})
+        self._send(FRAME_TOPIC, t_ns)

@@ -85,8 +85,8 @@ class BusServer:
         self._executive = executive
         classes = self.security.classes if self.security is not None else None
         self._processor = CommandProcessor(
-            executive, lambda: self.sink.status, lambda: executive.health.mode,
-            frozenset(executive.health.tasks), classes)
+            executive, lambda: {**self.sink.status, **self._status_extra()},
+            lambda: executive.health.mode, frozenset(executive.health.tasks), classes)
 
     def start(self) -> None:
         """Start the receiver thread (sensors, ticks and commands)."""
@@ -179,7 +179,7 @@ class BusServer:
             self._executive.request_enter_safe("CURVE authenticator died")
 
     def _status_extra(self) -> Mapping[str, Any]:
-        """Bus and command counters for the health message (frame thread)."""
+        """Bus and command counters, for health messages and status replies (any thread)."""
         rejects: Counter[str] = Counter(self.checks.rejects)
         rejects[Reason.FUTURE_TIMESTAMP.value] += self.input.future_rejects
         processor = self._processor

@@ -5,8 +5,8 @@ Security fails closed. With CURVE configured, every server socket sets
 (without it libzmq accepts any key when no authenticator runs). Nothing is
 bound before the authenticator has answered a self-test handshake, and a
 watchdog reports its death so the runtime can enter SAFE; from then on no new
-connection is accepted at all, and messages are also checked against the
-allow-list by their ``User-Id``.
+connection is accepted at all. Every message is also checked against the
+allow-list by its ``User-Id``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from flightai.config.schema import CommandClass, CurveConfig
 from flightai.errors import BusError
 
 ZAP_DOMAIN = "flightai"
-_SELFTEST_ENDPOINT = "inproc://flightai-zap-selftest"
 
 
 @contextmanager
@@ -105,26 +104,30 @@ class Security:
         self._watchdog.start()
 
     def _self_test(self) -> None:
+        # Over loopback TCP: inproc connections skip the security handshake entirely.
         server = self._context.socket(zmq.PULL)
         self.configure_server(server)
-        server.bind(_SELFTEST_ENDPOINT)
+        port = server.bind_to_random_port("tcp://127.0.0.1")
+        endpoint = f"tcp://127.0.0.1:{port}"
         try:
-            accepted = self._try_key(server, self._selftest_public, self._selftest_secret)
+            accepted = self._try_key(server, endpoint, self._selftest_public,
+                                     self._selftest_secret)
             stranger = zmq.curve_keypair()
-            refused = not self._try_key(server, *stranger)
+            refused = not self._try_key(server, endpoint, *stranger)
         finally:
             server.close(linger=0)
         if not (accepted and refused):
             raise BusError("the CURVE authenticator did not answer its self-test "
                            f"(allowed key accepted: {accepted}, unknown key refused: {refused})")
 
-    def _try_key(self, server: zmq.Socket[bytes], public: bytes, secret: bytes) -> bool:
+    def _try_key(self, server: zmq.Socket[bytes], endpoint: str, public: bytes,
+                 secret: bytes) -> bool:
         client = self._context.socket(zmq.PUSH)
         client.linger = 0
         client.curve_serverkey = self.public_key
         client.curve_publickey = public
         client.curve_secretkey = secret
-        client.connect(_SELFTEST_ENDPOINT)
+        client.connect(endpoint)
         with contextlib.suppress(zmq.Again):
             client.send(b"selftest", zmq.NOBLOCK)
         try:
@@ -149,8 +152,12 @@ class Security:
         socket.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
 
     def allowed(self, user_id: str | None) -> bool:
-        """Whether a message's ``User-Id`` (the client's Z85 key) is on the allow-list."""
-        return user_id is not None and user_id in self.classes and not self.dead
+        """Whether a message's ``User-Id`` (the client's Z85 key) is on the allow-list.
+
+        Peers authenticated before an authenticator death keep working (the
+        runtime flies on, in SAFE); libzmq refuses every new handshake then.
+        """
+        return user_id is not None and user_id in self.classes
 
     def stop(self) -> None:
         """Stop the watchdog, then the authenticator."""

@@ -115,7 +115,8 @@ class ExternalClock:
 
     Args:
         tick_timeout_ns: how long (wall time) a wait may go without a tick before
-            ``on_timeout`` is called; the wait then goes on.
+            ``on_timeout`` is called; the wait then goes on. Waiting for the very
+            first tick never times out: until then the runtime is only READY.
         real_time: False for lockstep with a simulator (jobs are awaited at their
             deadlines), True for a hardware timer (late jobs overrun).
         on_timeout: called with the awaited instant each time the timeout passes.
@@ -156,7 +157,8 @@ class ExternalClock:
         with self._cond:
             while not self._stopped and (self._now_ns is None or self._now_ns < t_ns):
                 timed_out = not self._cond.wait(self._timeout_ns / NS_PER_S)
-                if timed_out and self._on_timeout is not None and not self._stopped:
+                started = self._now_ns is not None  # before the first tick we are only waiting
+                if timed_out and started and self._on_timeout is not None and not self._stopped:
                     self._on_timeout(t_ns)
             return not self._stopped
 
