@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import EXAMPLE
@@ -58,16 +60,30 @@ def test_run_fast_prints_a_summary_with_the_output_digest() -> None:
     assert digests[0] == digests[1]
 
 
-def test_sigterm_stops_cleanly_at_a_frame_boundary() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "flightai", "run",
-                             str(EXAMPLE / "mission.toml"), "--quiet"],
+@contextmanager
+def running_cli(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """``flightai run`` in a subprocess, READY when yielded; killed if still alive after."""
+    proc = subprocess.Popen([sys.executable, "-m", "flightai", "run", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert proc.stdout is not None
-    assert "READY" in proc.stdout.readline()
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline()]
+        while "READY" not in lines[-1] and lines[-1] and len(lines) < 5:
+            lines.append(proc.stdout.readline())
+        assert "READY" in lines[-1], lines
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_sigterm_stops_cleanly_at_a_frame_boundary() -> None:
+    with running_cli(str(EXAMPLE / "mission.toml"), "--quiet") as proc:
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     frames = int(re.search(r"after (\d+) frames", out)[1])  # type: ignore[index]
     stopped_ms = re.search(r"mission time ([\d.]+ \w+)", out)[1]  # type: ignore[index]
@@ -83,3 +99,27 @@ def test_hil_without_the_extra_prints_the_install_hint() -> None:
 def test_no_command_prints_help() -> None:
     result = flightai()
     assert result.returncode == 2 and "check" in result.stdout
+
+
+def test_status_and_cmd_against_a_running_runtime() -> None:
+    with running_cli(str(EXAMPLE / "mission.toml"), "--quiet", "--duration-ms", "60000") as proc:
+        status = flightai("status", "--json")
+        assert status.returncode == 0, status.stderr
+        assert '"mode": "NOMINAL"' in status.stdout
+        human = flightai("status")
+        assert human.stdout.startswith("mode NOMINAL") and "guidance" in human.stdout
+        safe = flightai("cmd", "set_mode", "mode=SAFE")
+        assert safe.returncode == 0 and safe.stdout.startswith("accepted"), safe.stdout
+        again = flightai("cmd", "set_mode", "mode=SAFE", "--seq", "1")
+        assert again.returncode == 1 and "rejected (seq 1): out_of_order" in again.stdout
+        stop = flightai("cmd", "stop")
+        assert stop.returncode == 0
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "mode SAFE" in out
+
+
+def test_status_without_a_runtime_says_so() -> None:
+    result = flightai("status", "--commands", "tcp://127.0.0.1:1", "--timeout-ms", "200")
+    assert result.returncode == 1
+    assert "no acknowledgement of 'status'" in result.stderr
