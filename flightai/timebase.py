@@ -39,5 +39,5 @@ def format_ns(t_ns: int) -> str:
     if abs(t_ns) >= NS_PER_S:
         return f"{t_ns / NS_PER_S:.3f} s"
     if abs(t_ns) >= NS_PER_MS:
-        return f"{t_ns / NS_PER_MS:g} ms"
-    return f"{t_ns / NS_PER_US:g} us"
+        return f"{t_ns / NS_PER_MS:.4g} ms"
+    return f"{t_ns / NS_PER_US:.4g} us"
