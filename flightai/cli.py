@@ -166,10 +166,10 @@ def _print_summary(executive: Executive, digest: DigestSink, wall_s: float) -> N
     print(f"  {'task':<16} {'released':>8} {'published':>9} {'held':>5} {'skipped':>7} "
           f"{'overruns':>8} {'guard':>5} {'errors':>6} {'p50 exec':>9} {'p99 exec':>9}")
     for name, t in h.tasks.items():
+        p50, p99 = t.wall_exec_p50_p99_ns()
         print(f"  {name:<16} {t.releases:>8} {t.published:>9} {t.held:>5} {t.skipped:>7} "
               f"{t.overruns:>8} {t.guard_trips:>5} {t.errors:>6} "
-              f"{format_ns(t.wall_exec_percentile_ns(50)):>9} "
-              f"{format_ns(t.wall_exec_percentile_ns(99)):>9}"
+              f"{format_ns(p50):>9} {format_ns(p99):>9}"
               + ("  (on fallback)" if t.on_fallback else ""))
     rejects = ", ".join(f"{k}={v}" for k, v in sorted(h.rejects.items())) or "none"
     print(f"  inputs accepted {h.inputs_accepted}, rejected: {rejects}; "
