@@ -39,5 +39,10 @@ def format_ns(t_ns: int) -> str:
     if abs(t_ns) >= NS_PER_S:
         return f"{t_ns / NS_PER_S:.3f} s"
     if abs(t_ns) >= NS_PER_MS:
-        return f"{t_ns / NS_PER_MS:.4g} ms"
-    return f"{t_ns / NS_PER_US:.4g} us"
+        return f"{_trimmed(t_ns / NS_PER_MS)} ms"
+    return f"{_trimmed(t_ns / NS_PER_US)} us"
+
+
+def _trimmed(value: float) -> str:
+    """Three decimals at most, trailing zeros dropped: 20.001, 1.177, 20."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
