@@ -27,7 +27,7 @@ import zmq
 
 from flightai.bus.inbound import TICK_TOPIC
 from flightai.bus.sockets import load_certificate, load_secret_key, zmq_errors
-from flightai.bus.wire import PROTOCOL_VERSION, Message, decode, encode
+from flightai.bus.wire import MAX_OUTBOUND_HEADER_BYTES, PROTOCOL_VERSION, Message, decode, encode
 from flightai.errors import BusError
 
 DEFAULT_SENSORS = "tcp://127.0.0.1:5550"
@@ -144,7 +144,8 @@ class Client:
         socket = self._socket("outputs")
         if not socket.poll(timeout_ms):
             return None
-        return decode(socket.recv_multipart(), max_message_bytes=1 << 30)
+        return decode(socket.recv_multipart(), max_message_bytes=1 << 30,
+                      max_header_bytes=MAX_OUTBOUND_HEADER_BYTES)
 
     def command(self, cmd: str, seq: int | None = None, **args: Any) -> Ack:
         """Send a command and wait for its acknowledgement.

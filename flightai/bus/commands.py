@@ -104,13 +104,15 @@ class CommandProcessor:
         self.rejected: dict[str, int] = {}
 
     def handle(self, client: str, payload: bytes) -> bytes:
-        """Answer one request from ``client`` with the packed acknowledgement."""
+        """Answer one request from ``client`` with the packed acknowledgement; never raises."""
         seq: int | None = None
         try:
             request = self._parse(payload)
             seq = request["seq"]
             result = self._execute(client, request)
-        except Rejected as rej:
+        except Exception as exc:  # the receiver thread must outlive any request
+            rej = exc if isinstance(exc, Rejected) else Rejected(
+                CommandReason.MALFORMED, f"request could not be handled ({type(exc).__name__})")
             self.rejected[rej.reason.value] = self.rejected.get(rej.reason.value, 0) + 1
             reply: dict[str, Any] = {"v": PROTOCOL_VERSION, "seq": seq, "status": "rejected",
                      "reason": rej.reason.value, "detail": rej.detail, "result": {}}
@@ -134,13 +136,16 @@ class CommandProcessor:
             raise Rejected(CommandReason.MALFORMED, "request is not valid msgpack") from exc
         if not isinstance(request, dict) or set(request) != {"v", "cmd", "seq", "args"}:
             raise Rejected(CommandReason.MALFORMED, "request must be a map {v, cmd, seq, args}")
-        if request["v"] != PROTOCOL_VERSION:
+        if type(request["v"]) is not int or request["v"] != PROTOCOL_VERSION:
             raise Rejected(CommandReason.BAD_VERSION, f"version {request['v']!r}")
         seq = request["seq"]
         if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= UINT64_MAX:
             raise Rejected(CommandReason.MALFORMED, "seq must be an unsigned 64-bit integer")
-        if not isinstance(request["cmd"], str) or not isinstance(request["args"], dict):
-            raise Rejected(CommandReason.MALFORMED, "cmd must be a string and args a map")
+        args = request["args"]
+        if not isinstance(request["cmd"], str) or not isinstance(args, dict) or not all(
+                isinstance(k, str) for k in args):
+            raise Rejected(CommandReason.MALFORMED,
+                           "cmd must be a string and args a map with string keys")
         return request
 
     def _execute(self, client: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -179,7 +184,7 @@ class CommandProcessor:
             return {"mode_before": self._mode().value}
         if name == "restore_primary":
             task = args["task"]
-            if task not in self._tasks:
+            if not isinstance(task, str) or task not in self._tasks:
                 raise Rejected(CommandReason.BAD_ARGS, f"no task {task!r}")
             self._target.request_restore_primary(task)
             return {}

@@ -52,6 +52,9 @@ class InboundChecks:
         except WireError as exc:
             self.rejects[exc.reason.value] += 1
             return None
+        except Exception:  # a decoder gap must cost one message, never the receiver thread
+            self.rejects[Reason.MALFORMED.value] += 1
+            return None
         return message
 
     def _check_message(self, message: Message) -> None:

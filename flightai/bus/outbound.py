@@ -2,7 +2,9 @@
 
 Runs on the frame thread (it is an :class:`~flightai.sched.io.OutputSink`).
 PUB never blocks: a slow subscriber loses messages at its high-water mark
-rather than stalling the frame loop. Health is published every
+rather than stalling the frame loop. libzmq drops those silently, so the
+publisher cannot count them; every topic carries its own increasing ``seq``
+and a subscriber sees its losses as gaps. Health is published every
 ``health_period_ms`` of mission time, so its rate is fixed whatever the clock.
 """
 
@@ -54,7 +56,7 @@ class BusSink:
         frames = encode(topic, seq, t_ns, arrays, fields, self._packer)
         try:
             self._socket.send_multipart(frames, zmq.NOBLOCK, copy=False)
-        except zmq.ZMQError:  # at the high-water mark (Again), or the bus is closing
+        except zmq.ZMQError:  # the bus is closing; PUB itself drops silently per subscriber
             self.dropped += 1
 
     def publish(self, publication: Publication) -> None:

@@ -25,6 +25,8 @@ import numpy.typing as npt
 
 PROTOCOL_VERSION = 1
 MAX_HEADER_BYTES = 4096
+#: Headers the runtime itself sends (health grows with the task count) may be this large.
+MAX_OUTBOUND_HEADER_BYTES = 256 * 1024
 MAX_ARRAYS = 16
 MAX_NDIM = 8
 MAX_TOPIC_BYTES = 128
@@ -105,7 +107,7 @@ def encode(topic: str, seq: int, t_ns: int,
     frames: list[Any] = []
     for name, array in arrays:
         wire = WIRE_DTYPES[array.dtype.name]
-        data = np.ascontiguousarray(array, dtype=wire)
+        data = np.asarray(array, dtype=wire, order="C")  # keeps 0-d arrays 0-d
         descriptors.append({"name": name, "dtype": array.dtype.name, "shape": list(data.shape)})
         frames.append(data)
     header: dict[str, Any] = {"v": PROTOCOL_VERSION, "topic": topic, "seq": seq, "t_ns": t_ns,
@@ -116,12 +118,12 @@ def encode(topic: str, seq: int, t_ns: int,
     return [topic.encode(), packed, *frames]
 
 
-def _unpack_header(data: bytes) -> Any:
+def _unpack_header(data: bytes, max_header_bytes: int) -> Any:
     try:
         return msgpack.unpackb(
-            data, max_str_len=MAX_HEADER_BYTES, max_bin_len=MAX_HEADER_BYTES,
-            max_array_len=256, max_map_len=64, max_ext_len=0, strict_map_key=True, raw=False,
-            use_list=True)
+            data, max_str_len=max_header_bytes, max_bin_len=max_header_bytes,
+            max_array_len=256, max_map_len=64 if max_header_bytes <= MAX_HEADER_BYTES else 4096,
+            max_ext_len=0, strict_map_key=True, raw=False, use_list=True)
     except UNPACK_ERRORS as exc:
         raise WireError(Reason.MALFORMED, f"header is not valid msgpack ({type(exc).__name__})") \
             from exc
@@ -134,12 +136,15 @@ def _int_field(header: Mapping[str, Any], key: str, low: int, high: int) -> int:
     return value
 
 
-def decode(frames: Sequence[bytes | memoryview], max_message_bytes: int) -> Message:
+def decode(frames: Sequence[bytes | memoryview], max_message_bytes: int,
+           max_header_bytes: int = MAX_HEADER_BYTES) -> Message:
     """Decode and check one message without trusting any of it.
 
     Args:
         frames: the multipart message as received.
         max_message_bytes: cap on the sum of all frame lengths, checked first.
+        max_header_bytes: cap on the header; :data:`MAX_HEADER_BYTES` for messages to
+            the runtime, :data:`MAX_OUTBOUND_HEADER_BYTES` for its health messages.
 
     Raises:
         WireError: with the reason the message is refused.
@@ -149,15 +154,15 @@ def decode(frames: Sequence[bytes | memoryview], max_message_bytes: int) -> Mess
     total = sum(len(f) for f in frames)
     if total > max_message_bytes:
         raise WireError(Reason.OVERSIZED, f"{total} bytes > {max_message_bytes}")
-    if len(frames[1]) > MAX_HEADER_BYTES:
-        raise WireError(Reason.OVERSIZED, f"header {len(frames[1])} bytes > {MAX_HEADER_BYTES}")
+    if len(frames[1]) > max_header_bytes:
+        raise WireError(Reason.OVERSIZED, f"header {len(frames[1])} bytes > {max_header_bytes}")
     if len(frames[0]) > MAX_TOPIC_BYTES:
         raise WireError(Reason.MALFORMED, "topic frame too long")
-    header = _unpack_header(bytes(frames[1]))
+    header = _unpack_header(bytes(frames[1]), max_header_bytes)
     if not isinstance(header, dict):
         raise WireError(Reason.MALFORMED, "header is not a map")
     version = header.get("v")
-    if version != PROTOCOL_VERSION:
+    if type(version) is not int or version != PROTOCOL_VERSION:
         raise WireError(Reason.BAD_VERSION, f"version {version!r}, expected {PROTOCOL_VERSION}")
     topic = header.get("topic")
     if not isinstance(topic, str) or topic.encode() != bytes(frames[0]):
@@ -191,5 +196,9 @@ def _array(descriptor: Any, frame: bytes | memoryview) -> tuple[str, npt.NDArray
     if len(frame) != expected:
         raise WireError(Reason.BAD_FRAME_LENGTH,
                         f"array {name!r}: {len(frame)} bytes, shape and dtype need {expected}")
-    array = np.frombuffer(frame, dtype=dtype).reshape(shape)
+    try:
+        array = np.frombuffer(frame, dtype=dtype).reshape(shape)
+    except ValueError as exc:  # e.g. a zero-size shape whose dims overflow numpy's limits
+        raise WireError(Reason.BAD_SHAPE, f"array {name!r}: shape {shape!r}: {exc}") from exc
+    array.flags.writeable = False
     return name, array
