@@ -1,4 +1,8 @@
-"""The runtime's side of the bus: sockets, receiver thread, commands, security.
+"""The runtime's side of the bus: sockets, command thread, security.
+
+The sensors socket is read on the frame thread (:class:`BusInput`: drained
+each frame, and pumped while the external clock waits for a tick); a receiver
+thread serves only the command socket.
 
 Build it before the executive (its input and sink go into the executive),
 then :meth:`BusServer.attach` the executive and :meth:`BusServer.start`::
@@ -74,7 +78,11 @@ class BusServer:
             raise
         inputs = {s.name: s for s in config.signals if s.input}
         self.checks = InboundChecks(inputs, bus.max_message_bytes)
-        self.input = BusInput(self._on_tick, max_lead_ns=NS_PER_S)
+        self.input = BusInput(self._sensors, self.checks,
+                              lambda frame: self._authorised(frame) is not None, self._on_tick,
+                              max_lead_ns=NS_PER_S)
+        if isinstance(clock, ExternalClock):
+            clock.set_pump(self.input.pump)
         self.sink = BusSink(self._outputs, bus.health_period_ms * NS_PER_MS, self._status_extra)
         self._processor: CommandProcessor | None = None
         self._stop = threading.Event()
@@ -89,7 +97,7 @@ class BusServer:
             lambda: executive.health.mode, frozenset(executive.health.tasks), classes)
 
     def start(self) -> None:
-        """Start the receiver thread (sensors, ticks and commands)."""
+        """Start the receiver thread (commands; sensors are read on the frame thread)."""
         if self._processor is None:
             raise BusError("attach an executive before starting the bus")
         self._thread = threading.Thread(target=self._receive, name="flightai-bus", daemon=True)
@@ -112,15 +120,9 @@ class BusServer:
     # -- receiver thread ----------------------------------------------------------------------
 
     def _receive(self) -> None:
-        poller = zmq.Poller()
-        poller.register(self._sensors, zmq.POLLIN)
-        poller.register(self._commands, zmq.POLLIN)
-        with zmq_errors("receive on the bus"):
+        with zmq_errors("receive commands on the bus"):
             while not self._stop.is_set():
-                ready = dict(poller.poll(_POLL_MS))
-                if self._sensors in ready:
-                    self._drain_sensors()
-                if self._commands in ready:
+                if self._commands.poll(_POLL_MS):
                     self._drain_commands()
 
     def _authorised(self, frame: zmq.Frame) -> str | None:
@@ -134,20 +136,6 @@ class BusServer:
         if not isinstance(user_id, str) or not self.security.allowed(user_id):
             return None
         return user_id
-
-    def _drain_sensors(self) -> None:
-        for _ in range(1000):  # bounded, so commands are served under a flood
-            try:
-                frames = self._sensors.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            if self._authorised(frames[0]) is None:
-                self.checks.received += 1
-                self.checks.rejects[Reason.UNAUTHORISED.value] += 1
-                continue
-            message = self.checks.check([f.buffer for f in frames])
-            if message is not None:
-                self.input.accept(message)
 
     def _drain_commands(self) -> None:
         assert self._processor is not None

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from flightai.timebase import NS_PER_S, NS_PER_US
+from flightai.timebase import NS_PER_MS, NS_PER_S, NS_PER_US
 
 
 class Clock(Protocol):
@@ -131,6 +131,15 @@ class ExternalClock:
         self._now_ns: int | None = None
         self._stopped = False
         self._last_tick_wall_ns = 0
+        self._pump: Callable[[int], None] | None = None
+
+    def set_pump(self, pump: Callable[[int], None]) -> None:
+        """Let the waiting thread fetch ticks itself, with no thread hand-off.
+
+        ``pump(max_wait_ns)`` waits up to that long for input and passes any tick
+        to :meth:`tick`; :meth:`wait_until` calls it in slices of at most 50 ms.
+        """
+        self._pump = pump
 
     def set_timeout_handler(self, on_timeout: Callable[[int], None]) -> None:
         """Install the callback for missing ticks (the executive does this)."""
@@ -154,6 +163,8 @@ class ExternalClock:
 
     def wait_until(self, t_ns: int) -> bool:
         """Block until a tick at or past ``t_ns``; report each timeout; False if stopped."""
+        if self._pump is not None:
+            return self._pump_until(t_ns, self._pump)
         with self._cond:
             while not self._stopped and (self._now_ns is None or self._now_ns < t_ns):
                 timed_out = not self._cond.wait(self._timeout_ns / NS_PER_S)
@@ -161,6 +172,19 @@ class ExternalClock:
                 if timed_out and started and self._on_timeout is not None and not self._stopped:
                     self._on_timeout(t_ns)
             return not self._stopped
+
+    def _pump_until(self, t_ns: int, pump: Callable[[int], None]) -> bool:
+        waited_from = time.monotonic_ns()
+        while not self._stopped and (self._now_ns is None or self._now_ns < t_ns):
+            silent_since = max(waited_from, self._last_tick_wall_ns)
+            remaining = silent_since + self._timeout_ns - time.monotonic_ns()
+            if remaining <= 0:
+                if self._now_ns is not None and self._on_timeout is not None:
+                    self._on_timeout(t_ns)
+                waited_from = time.monotonic_ns()
+                continue
+            pump(min(remaining, 50 * NS_PER_MS))
+        return not self._stopped
 
     def lateness_ns(self, t_ns: int) -> int:
         """Wall time since the tick that released ``t_ns`` (telemetry)."""
