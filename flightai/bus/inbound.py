@@ -98,11 +98,13 @@ class BusInput:
         on_tick: called with each tick's instant, after the samples before it.
         max_lead_ns: samples stamped further than this past the frame being
             polled are refused as ``future_timestamp`` instead of buffered.
+        max_buffered_bytes: samples read but not yet visible may hold at most this
+            many bytes of array data; past it a sample is refused as ``overflow``.
     """
 
     def __init__(self, socket: zmq.Socket[bytes], checks: InboundChecks,
                  authorise: Callable[[zmq.Frame], bool], on_tick: Callable[[int], None],
-                 max_lead_ns: int) -> None:
+                 max_lead_ns: int, max_buffered_bytes: int) -> None:
         self._socket = socket
         self._checks = checks
         self._authorise = authorise
@@ -111,6 +113,8 @@ class BusInput:
         self._arrived: list[Sample] = []
         self._pending: list[tuple[int, int, Sample]] = []
         self._order = itertools.count()
+        self._max_buffered = max_buffered_bytes
+        self._buffered = 0
         self.future_rejects = 0
 
     def pump(self, max_wait_ns: int) -> None:
@@ -133,8 +137,13 @@ class BusInput:
                 continue
             if message.topic == TICK_TOPIC:
                 self._on_tick(message.t_ns)
-            else:
-                self._arrived.append(Sample(message.topic, message.t_ns, message.arrays[0][1]))
+                continue
+            value = message.arrays[0][1]
+            if self._buffered + value.nbytes > self._max_buffered:
+                self._checks.rejects[Reason.OVERFLOW.value] += 1
+                continue
+            self._buffered += value.nbytes
+            self._arrived.append(Sample(message.topic, message.t_ns, value))
 
     def poll(self, t_ns: int) -> list[Sample]:
         """Samples measured at or before ``t_ns``, in arrival order within one instant."""
@@ -142,10 +151,13 @@ class BusInput:
         for sample in self._arrived:
             if sample.t_ns > t_ns + self._max_lead_ns:
                 self.future_rejects += 1
+                self._buffered -= sample.value.nbytes
                 continue
             heapq.heappush(self._pending, (sample.t_ns, next(self._order), sample))
         self._arrived.clear()
         ready = []
         while self._pending and self._pending[0][0] <= t_ns:
-            ready.append(heapq.heappop(self._pending)[2])
+            sample = heapq.heappop(self._pending)[2]
+            self._buffered -= sample.value.nbytes
+            ready.append(sample)
         return ready

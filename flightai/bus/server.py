@@ -80,7 +80,7 @@ class BusServer:
         self.checks = InboundChecks(inputs, bus.max_message_bytes)
         self.input = BusInput(self._sensors, self.checks,
                               lambda frame: self._authorised(frame) is not None, self._on_tick,
-                              max_lead_ns=NS_PER_S)
+                              max_lead_ns=NS_PER_S, max_buffered_bytes=bus.max_buffered_bytes)
         if isinstance(clock, ExternalClock):
             clock.set_pump(self.input.pump)
         self.sink = BusSink(self._outputs, bus.health_period_ms * NS_PER_MS, self._status_extra)

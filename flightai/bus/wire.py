@@ -60,6 +60,7 @@ class Reason(enum.Enum):
     STALE = "stale"
     FUTURE_TIMESTAMP = "future_timestamp"
     UNAUTHORISED = "unauthorised"
+    OVERFLOW = "overflow"
 
 
 class WireError(Exception):

@@ -166,6 +166,8 @@ def _bus(t: Table, base_dir: Path) -> BusConfig:
         health_period_ms=t.integer("health_period_ms", BusConfig.health_period_ms, minimum=1),
         sensor_hwm=t.integer("sensor_hwm", BusConfig.sensor_hwm, minimum=1),
         output_hwm=t.integer("output_hwm", BusConfig.output_hwm, minimum=1),
+        max_buffered_bytes=t.integer("max_buffered_bytes", BusConfig.max_buffered_bytes,
+                                     minimum=1024),
         curve=curve,
     )
     endpoints = [config.sensors, config.outputs, config.commands]

@@ -244,6 +244,7 @@ class BusConfig:
     health_period_ms: int = 100
     sensor_hwm: int = 10_000
     output_hwm: int = 10_000
+    max_buffered_bytes: int = 64 * 1024 * 1024
     curve: CurveConfig | None = None
 
 

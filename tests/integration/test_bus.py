@@ -183,3 +183,17 @@ def test_a_missing_tick_raises_a_health_event_not_a_silent_stall(tmp_path) -> No
         step(client, 2 * FRAME_NS)
         assert client.status()["mode"] == "SAFE"
         client.close()
+
+
+def test_samples_beyond_the_buffer_budget_are_refused_as_overflow(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = bus_mission()
+    data["bus"]["max_buffered_bytes"] = 1024
+    with running(data, tmp_path) as rt:
+        client = _subscribed(rt)
+        ahead = 500 * NS_PER_MS  # stamped ahead: buffered until frame 500 ms
+        for k in range(300):  # 4 bytes each: 256 fit in the budget
+            client.publish("x", ahead + k, np.ones(1, np.float32))
+        step(client, FRAME_NS)
+        status = client.status()
+        client.close()
+    assert status["bus"]["rejects"] == {"overflow": 44}
