@@ -18,7 +18,7 @@ from flightai.cli_bus import add_bus_commands
 from flightai.config import ClockKind, load_mission
 from flightai.config.schema import MissionConfig
 from flightai.errors import FlightaiError
-from flightai.runtime import build_executive, make_clock, make_source
+from flightai.runtime import build_executive, load_tasks, make_clock, make_source
 from flightai.sched.clock import Clock
 from flightai.sched.executive import Executive
 from flightai.sched.health import Event, Health, Severity
@@ -119,10 +119,11 @@ def _run_with(config: MissionConfig, args: argparse.Namespace, clock: Clock,
     local = make_source(config)
     if local is not None:
         sources.append(local)
+    loaded = load_tasks(config)
     executive = build_executive(config, clock=clock, source=ChainSource(sources), sinks=sinks,
-                                workers=args.workers)
+                                workers=args.workers, loaded=loaded)
     if bus is not None:
-        bus.attach(executive)
+        bus.attach(executive, loaded.reports)
         bus.start()
         assert config.bus is not None
         print(f"flightai: bus: sensors {config.bus.sensors}, outputs {config.bus.outputs}, "

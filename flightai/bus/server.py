@@ -34,6 +34,7 @@ from flightai.bus.sockets import Security, server_socket, zmq_errors
 from flightai.bus.wire import Reason
 from flightai.config.schema import MissionConfig
 from flightai.errors import BusError
+from flightai.infer.session import SessionReport
 from flightai.sched.clock import Clock, ExternalClock
 from flightai.sched.executive import Executive
 from flightai.timebase import NS_PER_MS, NS_PER_S
@@ -61,6 +62,7 @@ class BusServer:
         self._clock = clock
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self._executive: Executive | None = None
+        self._models: dict[str, Any] = {}
         self.security: Security | None = None
         self.ticks_ignored = 0
         try:
@@ -88,9 +90,14 @@ class BusServer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def attach(self, executive: Executive) -> None:
-        """Give commands their target (call before :meth:`start`)."""
+    def attach(self, executive: Executive,
+               models: Mapping[str, SessionReport] | None = None) -> None:
+        """Give commands their target, and health the model reports (before :meth:`start`)."""
         self._executive = executive
+        self._models = {
+            name: {"sha256": r.sha256, "providers": list(r.running), "fallback": r.fallback,
+                   "nodes_by_provider": dict(r.nodes_by_provider)}
+            for name, r in (models or {}).items()}
         classes = self.security.classes if self.security is not None else None
         self._processor = CommandProcessor(
             executive, lambda: {**self.sink.status, **self._status_extra()},
@@ -178,4 +185,5 @@ class BusServer:
                     "authenticator_alive": self.security is None or not self.security.dead},
             "commands": {"accepted": processor.accepted if processor else 0,
                          "rejected": dict(processor.rejected) if processor else {}},
+            "models": self._models,
         }

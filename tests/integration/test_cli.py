@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -106,6 +107,9 @@ def test_status_and_cmd_against_a_running_runtime() -> None:
         status = flightai("status", "--json")
         assert status.returncode == 0, status.stderr
         assert '"mode": "NOMINAL"' in status.stdout
+        models = json.loads(status.stdout)["models"]
+        assert models["guidance_mlp"]["providers"] == ["CPUExecutionProvider"]
+        assert models["guidance_mlp"]["fallback"] is False
         human = flightai("status")
         assert human.stdout.startswith("mode NOMINAL") and "guidance" in human.stdout
         safe = flightai("cmd", "set_mode", "mode=SAFE")
