@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-import socket
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -51,14 +49,13 @@ import numpy.typing as npt
 import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _bus
 import _common as common
 
-from flightai.bus.server import BusServer
 from flightai.bus.wire import encode
 from flightai.client import Client
-from flightai.config.loader import parse_mission
 from flightai.pytask import FunctionTask
-from flightai.runtime import LoadedTasks, build_executive, make_clock
+from flightai.runtime import LoadedTasks
 from flightai.timebase import NS_PER_MS
 
 FRAME_MS = 1
@@ -74,21 +71,10 @@ def echo(inputs: Mapping[str, npt.NDArray[np.float32]]) -> dict[str, npt.NDArray
     return {"y": inputs["x"]}
 
 
-def free_ports(n: int) -> list[int]:
-    """Ports the kernel says are free on 127.0.0.1 right now."""
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
 
 def mission() -> dict[str, Any]:
     """Lockstep external clock, 1 ms frame, ``echo`` every frame, bus on free loopback ports."""
-    sensors, outputs, commands = free_ports(3)
+    sensors, outputs, commands = _bus.free_ports(3)
     return {
         "mission": {"name": "bus-latency"},
         "runtime": {"minor_frame_ms": FRAME_MS, "clock": "external", "workers": 1,
@@ -108,39 +94,9 @@ def mission() -> dict[str, Any]:
 
 # -- the two child processes ----------------------------------------------------------------
 
-def runtime_child(data: dict[str, Any], conn: Connection) -> None:
-    """The runtime: BusServer + executive (frame loop on the main thread, as ``flightai run``)."""
-    try:
-        config = parse_mission(data, common.BENCH_DIR)
-        clock = make_clock(config)
-        bus = BusServer(config, clock)
-    except BaseException:
-        conn.send(("error", traceback.format_exc()))
-        return
-    try:
-        loaded = LoadedTasks({"echo": FunctionTask(ECHO_TARGET, echo)}, {})
-        executive = build_executive(config, clock=clock, source=bus.input, sinks=[bus.sink],
-                                    loaded=loaded)
-        bus.attach(executive)
-        bus.start()
-
-        def wait_for_stop() -> None:
-            conn.recv()
-            executive.stop()
-
-        threading.Thread(target=wait_for_stop, daemon=True).start()
-        conn.send(("ready", None))
-        executive.run(None)
-        conn.send(("stopped", {"health": executive.health.snapshot(),
-                               "bus": {"received": bus.checks.received,
-                                       "rejects": dict(bus.checks.rejects),
-                                       "sequence_gaps": bus.checks.gaps,
-                                       "future_rejects": bus.input.future_rejects},
-                               "output_drops": bus.sink.dropped}))
-    except BaseException:
-        conn.send(("error", traceback.format_exc()))
-    finally:
-        bus.close()
+def make_tasks() -> LoadedTasks:
+    """The bench's task bodies, built in the runtime child."""
+    return LoadedTasks({"echo": FunctionTask(ECHO_TARGET, echo)}, {})
 
 
 def echo_child(pull_port: int, pub_port: int, conn: Connection) -> None:
@@ -322,9 +278,10 @@ def measure(n: int, blocks: int) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     data = mission()
     rt_parent, rt_child = ctx.Pipe()
-    pull_port, pub_port = free_ports(2)
+    pull_port, pub_port = _bus.free_ports(2)
     echo_parent, echo_child_conn = ctx.Pipe()
-    runtime = ctx.Process(target=runtime_child, args=(data, rt_child), name="flightai-runtime",
+    runtime = ctx.Process(target=_bus.runtime_child, args=(data, make_tasks, rt_child),
+                          name="flightai-runtime",
                           daemon=True)
     raw = ctx.Process(target=echo_child, args=(pull_port, pub_port, echo_child_conn),
                       name="raw-echo", daemon=True)

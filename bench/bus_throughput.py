@@ -40,12 +40,9 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-import resource
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from collections.abc import Mapping
@@ -60,14 +57,13 @@ import zmq
 import zmq.auth
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _bus
 import _common as common
 
-from flightai.bus.server import BusServer
 from flightai.bus.wire import encode
 from flightai.client import Client, ClientKeys
-from flightai.config.loader import parse_mission
 from flightai.pytask import FunctionTask
-from flightai.runtime import LoadedTasks, build_executive, make_clock
+from flightai.runtime import LoadedTasks
 from flightai.timebase import NS_PER_MS
 
 FRAME_MS = 1
@@ -93,21 +89,10 @@ def camera(inputs: Mapping[str, npt.NDArray[np.float32]]) -> dict[str, npt.NDArr
     return {"z": np.array(inputs["img"][:3], np.float32)}
 
 
-def free_ports(n: int) -> list[int]:
-    """Ports the kernel says are free on 127.0.0.1 right now."""
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
 
 def mission(curve: dict[str, Any] | None) -> dict[str, Any]:
     """Lockstep, 1 ms frame, a small and a 1 MiB input each read every frame, free ports."""
-    sensors, outputs, commands = free_ports(3)
+    sensors, outputs, commands = _bus.free_ports(3)
     bus: dict[str, Any] = {"sensors": f"tcp://127.0.0.1:{sensors}",
                            "outputs": f"tcp://127.0.0.1:{outputs}",
                            "commands": f"tcp://127.0.0.1:{commands}",
@@ -132,47 +117,14 @@ def mission(curve: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def _maxrss_mib() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 # -- receivers (child processes) --------------------------------------------------------------
 
-def runtime_child(data: dict[str, Any], conn: Connection) -> None:
-    """The runtime: BusServer + executive (frame loop on the main thread, as ``flightai run``)."""
-    try:
-        config = parse_mission(data, common.BENCH_DIR)
-        clock = make_clock(config)
-        bus = BusServer(config, clock)
-    except BaseException:
-        conn.send(("error", traceback.format_exc()))
-        return
-    try:
-        loaded = LoadedTasks({"echo": FunctionTask(ECHO_TARGET, echo),
-                              "camera": FunctionTask(CAMERA_TARGET, camera)}, {})
-        executive = build_executive(config, clock=clock, source=bus.input, sinks=[bus.sink],
-                                    loaded=loaded)
-        bus.attach(executive)
-        bus.start()
-
-        def wait_for_stop() -> None:
-            conn.recv()
-            executive.stop()
-
-        threading.Thread(target=wait_for_stop, daemon=True).start()
-        conn.send(("ready", None))
-        executive.run(None)
-        conn.send(("stopped", {"health": executive.health.snapshot(),
-                               "bus": {"received": bus.checks.received,
-                                       "rejects": dict(bus.checks.rejects),
-                                       "sequence_gaps": bus.checks.gaps,
-                                       "future_rejects": bus.input.future_rejects},
-                               "output_drops": bus.sink.dropped,
-                               "peak_rss_mib": _maxrss_mib()}))
-    except BaseException:
-        conn.send(("error", traceback.format_exc()))
-    finally:
-        bus.close()
+def make_tasks() -> LoadedTasks:
+    """The bench's task bodies, built in the runtime child."""
+    return LoadedTasks({"echo": FunctionTask(ECHO_TARGET, echo),
+                        "camera": FunctionTask(CAMERA_TARGET, camera)}, {})
 
 
 def raw_child(port: int, server_keys: tuple[bytes, bytes] | None, conn: Connection) -> None:
@@ -198,7 +150,7 @@ def raw_child(port: int, server_keys: tuple[bytes, bytes] | None, conn: Connecti
                 recv(copy=copy)
             received += n
             conn.send(("done", n))
-        conn.send(("stopped", {"received": received, "peak_rss_mib": _maxrss_mib()}))
+        conn.send(("stopped", {"received": received, "peak_rss_mib": _bus.maxrss_mib()}))
     except BaseException:
         conn.send(("error", traceback.format_exc()))
     finally:
@@ -401,14 +353,14 @@ def measure(sizes: Mapping[str, int], reps: int, keydir: Path) -> dict[str, Any]
              "clients": [{"name": "bench", "public_key": keys["client_public"],
                           "commands": ["read", "admin"]}]}
     missions = {"flightai": mission(None), "flightai_curve": mission(curve)}
-    raw_ports = dict(zip(("raw", "raw_curve"), free_ports(2), strict=True))
+    raw_ports = dict(zip(("raw", "raw_curve"), _bus.free_ports(2), strict=True))
     pipes = {name: ctx.Pipe() for name in ("flightai", "flightai_curve", "raw", "raw_curve")}
     procs = {
-        "flightai": ctx.Process(target=runtime_child,
-                                args=(missions["flightai"], pipes["flightai"][1]),
+        "flightai": ctx.Process(target=_bus.runtime_child,
+                                args=(missions["flightai"], make_tasks, pipes["flightai"][1]),
                                 name="flightai-runtime", daemon=True),
-        "flightai_curve": ctx.Process(target=runtime_child,
-                                      args=(missions["flightai_curve"],
+        "flightai_curve": ctx.Process(target=_bus.runtime_child,
+                                      args=(missions["flightai_curve"], make_tasks,
                                             pipes["flightai_curve"][1]),
                                       name="flightai-runtime-curve", daemon=True),
         "raw": ctx.Process(target=raw_child, args=(raw_ports["raw"], None, pipes["raw"][1]),

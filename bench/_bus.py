@@ -1,0 +1,74 @@
+"""Shared pieces of the bus benches: free loopback ports and the runtime child process."""
+
+from __future__ import annotations
+
+import resource
+import socket
+import threading
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+import _common as common
+
+from flightai.bus.server import BusServer
+from flightai.config.loader import parse_mission
+from flightai.runtime import LoadedTasks, build_executive, make_clock
+
+
+def free_ports(n: int) -> list[int]:
+    """Ports the kernel says are free on 127.0.0.1 right now."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def maxrss_mib() -> float:
+    """Peak resident memory of this process in MiB."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def runtime_child(data: dict[str, Any], make_tasks: Callable[[], LoadedTasks],
+                  conn: Connection) -> None:
+    """The runtime: BusServer + executive (frame loop on the main thread, as ``flightai run``).
+
+    Sends ``("ready", None)``, runs until anything arrives on ``conn``, then sends
+    ``("stopped", figures)``; any failure is sent as ``("error", traceback)``.
+    """
+    try:
+        config = parse_mission(data, common.BENCH_DIR)
+        clock = make_clock(config)
+        bus = BusServer(config, clock)
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+        return
+    try:
+        executive = build_executive(config, clock=clock, source=bus.input, sinks=[bus.sink],
+                                    loaded=make_tasks())
+        bus.attach(executive)
+        bus.start()
+
+        def wait_for_stop() -> None:
+            conn.recv()
+            executive.stop()
+
+        threading.Thread(target=wait_for_stop, daemon=True).start()
+        conn.send(("ready", None))
+        executive.run(None)
+        conn.send(("stopped", {"health": executive.health.snapshot(),
+                               "bus": {"received": bus.checks.received,
+                                       "rejects": dict(bus.checks.rejects),
+                                       "sequence_gaps": bus.checks.gaps,
+                                       "future_rejects": bus.input.future_rejects},
+                               "output_drops": bus.sink.dropped,
+                               "peak_rss_mib": maxrss_mib()}))
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        bus.close()
