@@ -13,7 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import EXAMPLE
+from tests.integration.bus_harness import free_ports
 
 
 def flightai(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -50,10 +53,10 @@ def test_bad_config_names_the_key_path(example_dir: Path) -> None:
             in result.stderr)
 
 
-def test_run_fast_prints_a_summary_with_the_output_digest() -> None:
+def test_run_fast_prints_a_summary_with_the_output_digest(mission: Path) -> None:
     digests = []
     for workers in ("1", "3"):
-        result = flightai("run", str(EXAMPLE / "mission.toml"), "--clock", "fast",
+        result = flightai("run", str(mission), "--clock", "fast",
                           "--duration-ms", "1000", "--workers", workers, "--quiet")
         assert result.returncode == 0, result.stderr
         assert "after 100 frames" in result.stdout
@@ -80,8 +83,8 @@ def running_cli(*args: str) -> Iterator[subprocess.Popen[str]]:
             proc.communicate()
 
 
-def test_sigterm_stops_cleanly_at_a_frame_boundary() -> None:
-    with running_cli(str(EXAMPLE / "mission.toml"), "--quiet") as proc:
+def test_sigterm_stops_cleanly_at_a_frame_boundary(mission: Path) -> None:
+    with running_cli(str(mission), "--quiet") as proc:
         time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
@@ -102,21 +105,37 @@ def test_no_command_prints_help() -> None:
     assert result.returncode == 2 and "check" in result.stdout
 
 
-def test_status_and_cmd_against_a_running_runtime() -> None:
-    with running_cli(str(EXAMPLE / "mission.toml"), "--quiet", "--duration-ms", "60000") as proc:
-        status = flightai("status", "--json")
+@pytest.fixture
+def mission(example_dir: Path) -> Path:
+    """The example with its bus moved to free loopback ports."""
+    path = example_dir / "mission.toml"
+    text = path.read_text()
+    for default, port in zip((5550, 5551, 5552), free_ports(3), strict=True):
+        text = text.replace(f"tcp://127.0.0.1:{default}", f"tcp://127.0.0.1:{port}")
+    path.write_text(text)
+    return path
+
+
+def _commands_endpoint(mission: Path) -> tuple[str, str]:
+    return "--commands", re.search(r'commands = "([^"]+)"', mission.read_text())[1]  # type: ignore[index]
+
+
+def test_status_and_cmd_against_a_running_runtime(mission: Path) -> None:
+    endpoint = _commands_endpoint(mission)
+    with running_cli(str(mission), "--quiet", "--duration-ms", "60000") as proc:
+        status = flightai("status", "--json", *endpoint)
         assert status.returncode == 0, status.stderr
         assert '"mode": "NOMINAL"' in status.stdout
         models = json.loads(status.stdout)["models"]
         assert models["guidance_mlp"]["providers"] == ["CPUExecutionProvider"]
         assert models["guidance_mlp"]["fallback"] is False
-        human = flightai("status")
+        human = flightai("status", *endpoint)
         assert human.stdout.startswith("mode NOMINAL") and "guidance" in human.stdout
-        safe = flightai("cmd", "set_mode", "mode=SAFE")
+        safe = flightai("cmd", "set_mode", "mode=SAFE", *endpoint)
         assert safe.returncode == 0 and safe.stdout.startswith("accepted"), safe.stdout
-        again = flightai("cmd", "set_mode", "mode=SAFE", "--seq", "1")
+        again = flightai("cmd", "set_mode", "mode=SAFE", "--seq", "1", *endpoint)
         assert again.returncode == 1 and "rejected (seq 1): out_of_order" in again.stdout
-        stop = flightai("cmd", "stop")
+        stop = flightai("cmd", "stop", *endpoint)
         assert stop.returncode == 0
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
