@@ -72,3 +72,15 @@ def runtime_child(data: dict[str, Any], make_tasks: Callable[[], LoadedTasks],
         conn.send(("error", traceback.format_exc()))
     finally:
         bus.close()
+
+
+def expect(conn: Connection, what: str, timeout_s: float = 60.0) -> Any:
+    """The payload of the child's next message, which must be ``what`` (else raise)."""
+    if not conn.poll(timeout_s):
+        raise RuntimeError(f"child process: no {what!r} within {timeout_s} s")
+    kind, payload = conn.recv()
+    if kind == "error":
+        raise RuntimeError(f"child process failed:\n{payload}")
+    if kind != what:
+        raise RuntimeError(f"child process: expected {what!r}, got {kind!r}")
+    return payload

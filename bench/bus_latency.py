@@ -124,17 +124,6 @@ def echo_child(pull_port: int, pub_port: int, conn: Connection) -> None:
         context.destroy(linger=0)
 
 
-def _expect(conn: Connection, what: str, timeout_s: float = 60.0) -> Any:
-    if not conn.poll(timeout_s):
-        raise RuntimeError(f"child process: no {what!r} within {timeout_s} s")
-    kind, payload = conn.recv()
-    if kind == "error":
-        raise RuntimeError(f"child process failed:\n{payload}")
-    if kind != what:
-        raise RuntimeError(f"child process: expected {what!r}, got {kind!r}")
-    return payload
-
-
 # -- the client side --------------------------------------------------------------------------
 
 class FlightaiPeer:
@@ -293,8 +282,8 @@ def measure(n: int, blocks: int) -> dict[str, Any]:
     per_block: dict[str, list[dict[str, float]]] = {loop: [] for loop in LOOPS}
     child_stats: dict[str, Any] = {}
     try:
-        _expect(rt_parent, "ready")
-        _expect(echo_parent, "ready")
+        _bus.expect(rt_parent, "ready")
+        _bus.expect(echo_parent, "ready")
         fa = peer = FlightaiPeer(data["bus"])
         peer.join()
         raw_peer = RawPeer(context, pull_port, pub_port)
@@ -334,8 +323,8 @@ def measure(n: int, blocks: int) -> dict[str, Any]:
         checked, mismatches = peer.outputs_checked, peer.mismatches
         raw_peer.stop()
         rt_parent.send("stop")
-        child_stats["runtime"] = _expect(rt_parent, "stopped")
-        child_stats["raw_echo"] = _expect(echo_parent, "stopped")
+        child_stats["runtime"] = _bus.expect(rt_parent, "stopped")
+        child_stats["raw_echo"] = _bus.expect(echo_parent, "stopped")
     finally:
         if fa is not None:
             fa.close()

@@ -157,17 +157,6 @@ def raw_child(port: int, server_keys: tuple[bytes, bytes] | None, conn: Connecti
         context.destroy(linger=0)
 
 
-def _expect(conn: Connection, what: str, timeout_s: float = 60.0) -> Any:
-    if not conn.poll(timeout_s):
-        raise RuntimeError(f"child process: no {what!r} within {timeout_s} s")
-    kind, payload = conn.recv()
-    if kind == "error":
-        raise RuntimeError(f"child process failed:\n{payload}")
-    if kind != what:
-        raise RuntimeError(f"child process: expected {what!r}, got {kind!r}")
-    return payload
-
-
 # -- senders (this process) -------------------------------------------------------------------
 
 SMALL_VALUE = np.arange(3, dtype=np.float32)
@@ -177,6 +166,23 @@ BIG_VALUE = np.linspace(0.0, 1.0, BIG_SHAPE[0], dtype=np.float32)
 def stream_messages(kind: str, n: int) -> int:
     """Messages (samples + ticks) in a stream of ``n`` samples."""
     return n + (n // SMALL_PER_TICK if kind == "small" else n)
+
+
+def send_stream(client: Client, kind: str, n: int, t: int) -> int:
+    """Send ``n`` samples in lockstep frames from instant ``t``; return the next instant."""
+    if kind == "small":
+        publish, value = client.publish, SMALL_VALUE
+        for _ in range(n // SMALL_PER_TICK):
+            for _ in range(SMALL_PER_TICK):
+                publish("x", t, value)
+            client.tick(t)
+            t += FRAME_NS
+    else:
+        for _ in range(n):
+            client.publish("img", t, BIG_VALUE)
+            client.tick(t)
+            t += FRAME_NS
+    return t
 
 
 class FlightaiSender:
@@ -197,21 +203,9 @@ class FlightaiSender:
         client = self.client
         before = self._bus()
         total = stream_messages(kind, n)
-        t = self.t_ns
         clock = time.perf_counter_ns
         t0 = clock()
-        if kind == "small":
-            publish, value = client.publish, SMALL_VALUE
-            for _ in range(n // SMALL_PER_TICK):
-                for _ in range(SMALL_PER_TICK):
-                    publish("x", t, value)
-                client.tick(t)
-                t += FRAME_NS
-        else:
-            for _ in range(n):
-                client.publish("img", t, BIG_VALUE)
-                client.tick(t)
-                t += FRAME_NS
+        t = send_stream(client, kind, n, self.t_ns)
         t_sent = clock()
         deadline = time.monotonic() + STATUS_TIMEOUT_S
         polls = 0
@@ -249,23 +243,11 @@ class ClientToRawSender:
         total = stream_messages(kind, n)
         self.conn.send(("expect", total, kind != "small"))
         client = self.client
-        t = self.t_ns
         clock = time.perf_counter_ns
         t0 = clock()
-        if kind == "small":
-            publish, value = client.publish, SMALL_VALUE
-            for _ in range(n // SMALL_PER_TICK):
-                for _ in range(SMALL_PER_TICK):
-                    publish("x", t, value)
-                client.tick(t)
-                t += FRAME_NS
-        else:
-            for _ in range(n):
-                client.publish("img", t, BIG_VALUE)
-                client.tick(t)
-                t += FRAME_NS
+        t = send_stream(client, kind, n, self.t_ns)
         t_sent = clock()
-        done = _expect(self.conn, "done", STATUS_TIMEOUT_S)
+        done = _bus.expect(self.conn, "done", STATUS_TIMEOUT_S)
         t1 = clock()
         self.t_ns = t
         return {"elapsed_s": (t1 - t0) / 1e9, "send_s": (t_sent - t0) / 1e9, "sent": total,
@@ -316,7 +298,7 @@ class RawSender:
                 send(frames, copy=False)
                 send(tick)
         t_sent = clock()
-        done = _expect(self.conn, "done", STATUS_TIMEOUT_S)
+        done = _bus.expect(self.conn, "done", STATUS_TIMEOUT_S)
         t1 = clock()
         return {"elapsed_s": (t1 - t0) / 1e9, "send_s": (t_sent - t0) / 1e9, "sent": total,
                 "received": done}
@@ -379,7 +361,7 @@ def measure(sizes: Mapping[str, int], reps: int, keydir: Path) -> dict[str, Any]
     children: dict[str, Any] = {}
     try:
         for name in procs:
-            _expect(pipes[name][0], "ready")
+            _bus.expect(pipes[name][0], "ready")
         senders = {
             "flightai": FlightaiSender(missions["flightai"]["bus"], None),
             "flightai_curve": FlightaiSender(missions["flightai_curve"]["bus"], keys["client"]),
@@ -411,7 +393,7 @@ def measure(sizes: Mapping[str, int], reps: int, keydir: Path) -> dict[str, Any]
         time.sleep(0.5)                          # let the frame loops catch up with the ticks
         for name in procs:
             pipes[name][0].send(("stop",))
-            children[name] = _expect(pipes[name][0], "stopped")
+            children[name] = _bus.expect(pipes[name][0], "stopped")
         children["samples_sent"] = samples_sent
     finally:
         for sender in senders.values():

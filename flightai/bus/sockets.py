@@ -77,7 +77,6 @@ class Security:
         self.public_key, self._secret_key = load_secret_key(curve.server_secret_key_file)
         self.classes: dict[str, frozenset[CommandClass]] = {
             c.public_key: frozenset(c.commands) for c in curve.clients}
-        self.names = {c.public_key: c.name for c in curve.clients}
         self._context = context
         self._on_death = on_death
         self._selftest_public, self._selftest_secret = zmq.curve_keypair()
