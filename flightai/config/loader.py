@@ -35,6 +35,7 @@ from flightai.config.schema import (
     SignalSpec,
     SourceConfig,
     TaskConfig,
+    time_tagged,
 )
 from flightai.errors import ConfigError
 
@@ -356,8 +357,9 @@ def _cross_check(c: MissionConfig) -> None:
     for i, task in enumerate(c.tasks):
         path = f"tasks[{i}]"
         for port, sig in task.inputs:
-            if sig not in signals:
-                raise ConfigError(f"{path}.inputs.{port}", "the name of a declared signal",
+            if (time_tagged(sig) or sig) not in signals:
+                raise ConfigError(f"{path}.inputs.{port}",
+                                  "the name of a declared signal, or one followed by '@t_ns'",
                                   repr(sig))
         for port, sig in task.outputs:
             spec = signals.get(sig)
@@ -425,7 +427,7 @@ def _check_ports(path: str, task: TaskConfig, model: ModelConfig,
             if port_name not in mapped:
                 raise ConfigError(f"{path}.{key}",
                                   f"a signal for model {key[:-1]} {port_name!r}", "none")
-            sig = signals[mapped[port_name]]
+            sig = signals.get(mapped[port_name]) or SignalSpec(mapped[port_name], "int64", (1,))
             if (sig.dtype, sig.shape) != (spec.dtype, spec.shape):
                 raise ConfigError(f"{path}.{key}.{port_name}",
                                   f"a signal of {spec.dtype}{list(spec.shape)} like the model port",

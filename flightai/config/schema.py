@@ -61,6 +61,19 @@ class ExecutionMode(enum.Enum):
     PARALLEL = "parallel"
 
 
+TIME_TAG = "@t_ns"
+
+
+def time_tagged(name: str) -> str | None:
+    """The signal whose time tag ``name`` is (``"imu.dv@t_ns"`` -> ``"imu.dv"``), else None.
+
+    A task input port may read ``signal@t_ns``: an int64 [1] array holding the
+    instant (mission ns) the signal's current value was measured (an input) or
+    published (a task output); 0 before the first value.
+    """
+    return name[: -len(TIME_TAG)] if name.endswith(TIME_TAG) else None
+
+
 @dataclass(frozen=True)
 class ExternalClockConfig:
     """Settings of the ``external`` clock (ticks fed from outside)."""
@@ -264,7 +277,10 @@ class MissionConfig:
     bus: BusConfig | None = None
 
     def signal(self, name: str) -> SignalSpec:
-        """Return the signal called ``name`` (the loader guarantees it exists)."""
+        """Return the signal called ``name``, or the int64 [1] spec of a ``sig@t_ns`` tag."""
+        base = time_tagged(name)
+        if base is not None:
+            return SignalSpec(name=name, dtype="int64", shape=(1,))
         return next(s for s in self.signals if s.name == name)
 
     def model(self, name: str) -> ModelConfig:

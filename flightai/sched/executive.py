@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from flightai.config.schema import MissionConfig, Placement, Policy
+from flightai.config.schema import TIME_TAG, MissionConfig, Placement, Policy, time_tagged
 from flightai.sched.bound import BoundTask, Signals, TaskFault, frozen, zeros_for
 from flightai.sched.clock import Clock, ExternalClock
 from flightai.sched.guards import Guard, OutputGuard
@@ -69,6 +69,13 @@ class _Job:
     not_started: bool = False
 
 
+def _time_tag(t_ns: int) -> npt.NDArray[np.generic]:
+    """The read-only int64 [1] value of a ``signal@t_ns`` port."""
+    tag = np.array([t_ns], dtype=np.int64)
+    tag.flags.writeable = False
+    return tag
+
+
 class Executive:
     """Runs a mission's tasks under LET, paced by a clock.
 
@@ -101,6 +108,10 @@ class Executive:
         for g in config.guards:
             self._guards.setdefault(g.signal, []).append(OutputGuard(g))
         self._values: Signals = {s.name: zeros_for(config, s.name) for s in config.signals}
+        self._timed = {base for t in config.tasks for _, sig in t.inputs
+                       if (base := time_tagged(sig)) is not None}
+        for base in self._timed:
+            self._values[base + TIME_TAG] = zeros_for(config, base + TIME_TAG)
         self._input_t_ns: dict[str, int] = {}
         self._inputs = {s.name: s for s in config.signals if s.input}
         self._last: dict[str, Signals] = {}
@@ -240,6 +251,8 @@ class Executive:
                         f"{sample.signal}: {reason.value}")
             return
         self._values[sample.signal] = frozen(sample.value)
+        if sample.signal in self._timed:
+            self._values[sample.signal + TIME_TAG] = _time_tag(sample.t_ns)
         self._input_t_ns[sample.signal] = sample.t_ns
         self.health.inputs_accepted += 1
 
@@ -379,6 +392,8 @@ class Executive:
         ordered = tuple((sig, outputs[sig]) for _, sig in self._bound[name].config.outputs)
         for sig, value in ordered:
             self._values[sig] = value
+            if sig in self._timed:
+                self._values[sig + TIME_TAG] = _time_tag(t_ns)
         self._last[name] = dict(ordered)
         self.health.tasks[name].published += 1
         publication = Publication(t_ns, name, job.t_release_ns, ordered, status)

@@ -81,3 +81,8 @@ class Ramp:
             out.append(Sample(self._signal, self._next_ns, value))
             self._next_ns += self._every_ns
         return out
+
+
+def time_tags(inputs: Arrays) -> dict[str, npt.NDArray[np.int64]]:
+    """Echoes the time tags it reads: [input x measured at, output y published at]."""
+    return {"tags": np.concatenate([inputs["x_t"], inputs["y_t"]]).astype(np.int64)}

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from flightai.errors import ConfigError
 from flightai.runtime import build_executive
 from flightai.sched.clock import ExternalClock, FastClock
 from flightai.sched.executive import Overrun, OverrunKind
@@ -235,3 +236,28 @@ def test_enter_safe_and_reset_counters_commands(make_mission) -> None:
     health = executive.health
     assert health.frames == 1 and health.tasks["t"].releases == 1  # was 7 and 3
     assert health.tasks["t"].on_fallback and health.mode is Mode.SAFE
+
+
+def test_time_tag_ports_give_measurement_and_publication_instants(make_mission) -> None:
+    data = base_mission()
+    data["source"]["params"] = {"every_ms": 30}
+    data["signals"].append({"name": "tags", "dtype": "int64", "shape": [2]})
+    data["tasks"].append({"name": "u", "function": target("time_tags"), "period_ms": 10,
+                          "inputs": {"x_t": "x@t_ns", "y_t": "y@t_ns"},
+                          "outputs": {"tags": "tags"}})
+    _, sink = _run(make_mission(data), 100)
+    seen = {p.t_release_ns: p.outputs[0][1].tolist() for p in sink.publications if p.task == "u"}
+    ms = NS_PER_MS
+    # x is measured every 30 ms; y (period 20 ms) is published at 20, 40, ...
+    assert seen[0] == [0, 0]
+    assert seen[10 * ms] == [0, 0]
+    assert seen[20 * ms] == [0, 20 * ms]
+    assert seen[30 * ms] == [30 * ms, 20 * ms]
+    assert seen[60 * ms] == [60 * ms, 60 * ms]
+
+
+def test_time_tag_of_an_undeclared_signal_is_refused(make_mission) -> None:
+    data = base_mission()
+    data["tasks"][0]["inputs"] = {"x": "nope@t_ns"}
+    with pytest.raises(ConfigError, match=r"tasks\[0\].inputs.x: expected the name of a declared"):
+        make_mission(data)
