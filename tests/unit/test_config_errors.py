@@ -462,7 +462,11 @@ TARGETS = [
 
 REFERENCES = [
     case("input-undeclared", "plain", {"tasks.0.inputs.a": "nope"},
-         "tasks[0].inputs.a: expected the name of a declared signal, got 'nope'"),
+         "tasks[0].inputs.a: expected the name of a declared signal, or one followed by "
+         "'@t_ns', got 'nope'"),
+    case("input-tag-undeclared", "plain", {"tasks.0.inputs.a": "nope@t_ns"},
+         "tasks[0].inputs.a: expected the name of a declared signal, or one followed by "
+         "'@t_ns', got 'nope@t_ns'"),
     case("output-undeclared", "plain", {"tasks.0.outputs.b": "nope"},
          "tasks[0].outputs.b: expected the name of a declared signal, got 'nope'"),
     case("writes-input-signal", "plain", {"tasks.0.outputs.c": "x"},
