@@ -49,9 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = sub.add_parser("check", help="validate a mission: schedule, models, providers, code")
     check.add_argument("mission", type=Path)
+    _add_set(check)
     check.set_defaults(handler=_cmd_check)
     run = sub.add_parser("run", help="run a mission until stopped (SIGINT/SIGTERM) or for a time")
     run.add_argument("mission", type=Path)
+    _add_set(run)
     run.add_argument("--clock", choices=[c.value for c in ClockKind],
                      help="override runtime.clock")
     run.add_argument("--workers", type=int, help="override runtime.workers")
@@ -66,8 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY.PATH=VALUE",
+                        help="override a config value before validation (repeatable), e.g. "
+                             "--set bus.sensors='\"tcp://127.0.0.1:6000\"' or "
+                             "--set tasks.nav.params.seed=3")
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
-    config = load_mission(args.mission)
+    config = load_mission(args.mission, args.overrides)
     result = check_mission(config, args.mission)
     print("\n".join(result.lines))
     return 1 if result.problems else 0
@@ -93,7 +103,7 @@ class _ConsoleSink:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    config = load_mission(args.mission)
+    config = load_mission(args.mission, args.overrides)
     clock_kind = ClockKind(args.clock) if args.clock else config.runtime.clock
     if clock_kind is ClockKind.EXTERNAL and config.bus is None:
         print("flightai: error: the external clock is driven by ticks on the bus, and this "

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from flightai.config.overrides import apply_overrides
 from flightai.config.reader import Table, describe
 from flightai.config.schema import (
     BusConfig,
@@ -51,11 +52,13 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TARGET = re.compile(r"^[^:]+:[A-Za-z_][A-Za-z0-9_.]*$")
 
 
-def load_mission(path: str | Path) -> MissionConfig:
+def load_mission(path: str | Path, overrides: Sequence[str] = ()) -> MissionConfig:
     """Read and validate a mission file.
 
     Args:
         path: the TOML file; relative model and code paths resolve from its folder.
+        overrides: ``key.path=value`` items applied before validation
+            (see :mod:`flightai.config.overrides`).
 
     Raises:
         ConfigError: naming the first bad key (or ``<file>`` for unreadable TOML).
@@ -69,7 +72,7 @@ def load_mission(path: str | Path) -> MissionConfig:
         raise ConfigError(str(path), "a UTF-8 text file", str(exc)) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "valid TOML", str(exc)) from exc
-    return parse_mission(data, path.resolve().parent)
+    return parse_mission(apply_overrides(data, overrides), path.resolve().parent)
 
 
 def parse_mission(data: Mapping[str, Any], base_dir: Path) -> MissionConfig:
