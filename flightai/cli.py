@@ -25,7 +25,7 @@ from flightai.sched.health import Event, Health, Severity
 from flightai.sched.io import ChainSource, DigestSink, InputSource, OutputSink, Publication
 from flightai.timebase import NS_PER_MS, format_ns
 
-HIL_HINT = "flightai hil needs: pip install 'flightai[hil]'"
+HIL_HINT = "flightai {command} needs: pip install 'flightai[hil]' (missing: {missing})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no status line, only the summary")
     run.set_defaults(handler=_cmd_run)
     add_bus_commands(sub)
+    demo = sub.add_parser("demo", help="fly one LTD-1 descent: simulator + flight-software "
+                          "stub and the runtime as two processes (needs flightai[hil])",
+                          add_help=False)
+    demo.add_argument("rest", nargs=argparse.REMAINDER)
+    demo.set_defaults(handler=_cmd_demo)
     hil = sub.add_parser("hil", help="bench and ground tools (needs flightai[hil])",
                          add_help=False)
     hil.add_argument("rest", nargs=argparse.REMAINDER)
@@ -190,12 +195,21 @@ def _print_summary(executive: Executive, digest: DigestSink, wall_s: float) -> N
 
 
 def _cmd_hil(args: argparse.Namespace) -> int:
+    return _run_ground("hil", "hil.cli", args.rest)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    return _run_ground("demo", "hil.demo", args.rest)
+
+
+def _run_ground(command: str, module: str, argv: list[str]) -> int:
+    """Run a ground-side command, imported only now; without the extra, say how to get it."""
     try:
-        hil_cli = importlib.import_module("hil.cli")
-    except ImportError:
-        print(HIL_HINT, file=sys.stderr)
+        ground = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        print(HIL_HINT.format(command=command, missing=exc.name), file=sys.stderr)
         return 2
-    status: int = hil_cli.main(args.rest)
+    status: int = ground.main(argv)
     return status
 
 

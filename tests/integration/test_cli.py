@@ -94,10 +94,19 @@ def test_sigterm_stops_cleanly_at_a_frame_boundary(mission: Path) -> None:
     assert frames > 0 and "output digest" in out, stopped_ms
 
 
-def test_hil_without_the_extra_prints_the_install_hint() -> None:
-    result = flightai("hil", "record")
-    assert result.returncode == 2
-    assert result.stderr.strip() == "flightai hil needs: pip install 'flightai[hil]'"
+def test_ground_commands_without_the_extra_print_the_install_hint(monkeypatch, capsys) -> None:
+    import importlib
+
+    from flightai import cli
+
+    def missing(name: str) -> None:
+        raise ModuleNotFoundError(f"No module named {'mcap'!r}", name="mcap")
+
+    monkeypatch.setattr(importlib, "import_module", missing)
+    for command in ("hil", "demo"):
+        assert cli.main([command, "record"]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"flightai {command} needs: pip install 'flightai[hil]' (missing: mcap)")
 
 
 def test_no_command_prints_help() -> None:
