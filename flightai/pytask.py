@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -108,13 +109,23 @@ class FactoryTask:
 def build_from_factory(target: str, base_dir: Path, params: Mapping[str, Any]) -> Any:
     """Call the named factory with ``params`` as keyword arguments.
 
+    A factory that declares a ``mission_dir`` parameter also gets the mission
+    file's folder, so it can resolve its own data files (maps, tables) from
+    there rather than from the working directory.
+
     Raises:
         TaskError: not callable, or the call raised.
     """
     factory = load_object(target, base_dir)
     if not callable(factory):
         raise TaskError(f"{target}: not callable")
+    kwargs = dict(params)
     try:
-        return factory(**params)
+        if "mission_dir" in inspect.signature(factory).parameters:
+            kwargs.setdefault("mission_dir", base_dir)
+    except (TypeError, ValueError):  # a builtin without a signature: no mission_dir
+        pass
+    try:
+        return factory(**kwargs)
     except Exception as exc:
         raise TaskError(f"{target}: factory raised {type(exc).__name__}: {exc}") from exc

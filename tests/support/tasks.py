@@ -86,3 +86,15 @@ class Ramp:
 def time_tags(inputs: Arrays) -> dict[str, npt.NDArray[np.int64]]:
     """Echoes the time tags it reads: [input x measured at, output y published at]."""
     return {"tags": np.concatenate([inputs["x_t"], inputs["y_t"]]).astype(np.int64)}
+
+
+class DataFile:
+    """Outputs the first byte of a data file found beside the mission file."""
+
+    def __init__(self, name: str, mission_dir: object) -> None:
+        from pathlib import Path
+
+        self._byte = Path(str(mission_dir), name).read_bytes()[0]
+
+    def run(self, inputs: Arrays) -> dict[str, npt.NDArray[np.float32]]:
+        return {"y": np.array([self._byte], np.float32)}

@@ -261,3 +261,13 @@ def test_time_tag_of_an_undeclared_signal_is_refused(make_mission) -> None:
     data["tasks"][0]["inputs"] = {"x": "nope@t_ns"}
     with pytest.raises(ConfigError, match=r"tasks\[0\].inputs.x: expected the name of a declared"):
         make_mission(data)
+
+
+def test_a_factory_asking_for_mission_dir_gets_the_mission_folder(make_mission,
+                                                                  tmp_path) -> None:
+    (tmp_path / "table.bin").write_bytes(b"\x07")
+    data = base_mission()
+    data["tasks"][0] = {"name": "t", "factory": target("DataFile"), "period_ms": 20,
+                        "params": {"name": "table.bin"}, "inputs": {}, "outputs": {"y": "y"}}
+    executive, _ = _run(make_mission(data), 40)
+    assert executive.value("y").tolist() == [7.0]
