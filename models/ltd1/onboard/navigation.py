@@ -222,7 +222,7 @@ class NavFilter:
     Deterministic: no randomness, no clock; the output is a function of the inputs.
 
     Args:
-        map_file: the onboard map .npz.
+        map_file: the onboard map .npz, relative to ``mission_dir``.
         map_sha256: its expected SHA-256.
         accel_noise_ug: accelerometer white noise (µg/√Hz).
         init_sigma_m: initial position σ per axis (m).
@@ -236,6 +236,7 @@ class NavFilter:
         terrain_roughness: RMS terrain slope not captured by the DEM-slope
             linearisation (dimensionless).
         history_len: propagations kept in the position history.
+        mission_dir: the mission file's folder (given by the runtime).
     """
 
     def __init__(self, map_file: str, map_sha256: str, accel_noise_ug: float = 100.0,
@@ -244,8 +245,8 @@ class NavFilter:
                  fix_sigma_px: float = 0.75, min_confidence: float = 0.25,
                  gate_chi2: float = 13.8, max_rejections: int = 4,
                  reacquire_sigma_m: float = 150.0, terrain_roughness: float = 0.05,
-                 history_len: int = 64) -> None:
-        self._map = load_map(map_file, map_sha256)
+                 history_len: int = 64, mission_dir: str | Path = ".") -> None:
+        self._map = load_map(Path(mission_dir, map_file), map_sha256)
         self._sha256 = map_sha256
         self._psd = (accel_noise_ug * 1e-6 * 9.80665) ** 2  # (m/s²)²/Hz
         self._p0 = np.diag(np.concatenate([np.asarray(init_sigma_m, dtype=np.float64),
@@ -507,13 +508,15 @@ class TrnPrep:
     flat image) gives all zeros, so meta scale 0: the filter ignores such fixes.
 
     Args:
-        map_file: the onboard map .npz.
+        map_file: the onboard map .npz, relative to ``mission_dir``.
         map_sha256: its expected SHA-256.
         max_image_age_ms: oldest usable image, relative to the nav state (ms).
+        mission_dir: the mission file's folder (given by the runtime).
     """
 
-    def __init__(self, map_file: str, map_sha256: str, max_image_age_ms: float = 300.0) -> None:
-        self._map = load_map(map_file, map_sha256)
+    def __init__(self, map_file: str, map_sha256: str, max_image_age_ms: float = 300.0,
+                 mission_dir: str | Path = ".") -> None:
+        self._map = load_map(Path(mission_dir, map_file), map_sha256)
         self._sha256 = map_sha256
         self._max_age_ns = int(max_image_age_ms * 1_000_000)
         self._last_image_t = -1
