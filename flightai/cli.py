@@ -25,12 +25,17 @@ from flightai.sched.health import Event, Health, Severity
 from flightai.sched.io import ChainSource, DigestSink, InputSource, OutputSink, Publication
 from flightai.timebase import NS_PER_MS, format_ns
 
+GROUND_COMMANDS = {"demo": "hil.demo", "hil": "hil.cli"}
+"""Ground-side commands: imported only when run, from the ``hil`` package."""
 HIL_HINT = "flightai {command} needs: pip install 'flightai[hil]' (missing: {missing})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in GROUND_COMMANDS:  # their own parser reads every option after
+        return _run_ground(argv[0], GROUND_COMMANDS[argv[0]], argv[1:])
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -61,15 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no status line, only the summary")
     run.set_defaults(handler=_cmd_run)
     add_bus_commands(sub)
-    demo = sub.add_parser("demo", help="fly one LTD-1 descent: simulator + flight-software "
-                          "stub and the runtime as two processes (needs flightai[hil])",
-                          add_help=False)
-    demo.add_argument("rest", nargs=argparse.REMAINDER)
-    demo.set_defaults(handler=_cmd_demo)
-    hil = sub.add_parser("hil", help="bench and ground tools (needs flightai[hil])",
-                         add_help=False)
-    hil.add_argument("rest", nargs=argparse.REMAINDER)
-    hil.set_defaults(handler=_cmd_hil)
+    sub.add_parser("demo", help="fly one LTD-1 descent: simulator + flight-software stub and "
+                   "the runtime as two processes (needs flightai[hil])", add_help=False)
+    sub.add_parser("hil", help="bench and ground tools (needs flightai[hil])", add_help=False)
     return parser
 
 
@@ -192,14 +191,6 @@ def _print_summary(executive: Executive, digest: DigestSink, wall_s: float) -> N
           f"events {h.events.total} ({h.events.suppressed} throttled); "
           f"frame slips {h.frame_slips}")
     print(f"  output digest {digest.hexdigest()} ({digest.count} publications)")
-
-
-def _cmd_hil(args: argparse.Namespace) -> int:
-    return _run_ground("hil", "hil.cli", args.rest)
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    return _run_ground("demo", "hil.demo", args.rest)
 
 
 def _run_ground(command: str, module: str, argv: list[str]) -> int:

@@ -31,7 +31,8 @@ class FlightRecord:
         overruns: every deadline miss, soft ones included.
         rejects: inputs refused by the runtime, by reason.
         fallback: tasks that ran (or latched to) their classical fallback.
-        learned_guidance: the learned guidance was still in command at touchdown.
+        learned_guidance: the learned guidance was in command to the end of phase A
+            (runtime assurance never switched to ZEM/ZEV).
         digest: SHA-256 of everything the runtime published (bit-identity).
     """
 
@@ -94,7 +95,8 @@ class FlightRecord:
             f"{self.nav_error_m:.1f} m), propellant {self.propellant_kg:.1f} kg",
             f"  overruns {self.overruns} (hard {self.hard_overruns}), rejects "
             f"{sum(self.rejects.values())}, guidance "
-            + ("learned (G-Net)" if self.learned_guidance else "classical (ZEM/ZEV)")
+            + ("learned (G-Net) through phase A" if self.learned_guidance
+               else "classical (ZEM/ZEV)")
             + (f", fallback used by {', '.join(self.fallback)}" if self.fallback else ""),
             f"  {verdict}",
         ])

@@ -71,7 +71,7 @@ class Plant:
                 self.sim.apply_thrust(publication.t_ns, self._thrust_n)
             elif signal == NAV_SIGNAL:
                 self.nav_state = value
-            elif signal == RTA_SIGNAL:
+            elif signal == RTA_SIGNAL and value[0, 2] == 0.0:  # the last phase-A status
                 self.rta_status = value
 
     def event(self, event: Event) -> None:
