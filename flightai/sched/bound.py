@@ -18,8 +18,14 @@ class TaskFault(Exception):
 
 
 def frozen(value: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
-    """A read-only copy, so a published value can be shared without being changed."""
-    out = np.array(value, copy=True)
+    """A read-only C-ordered copy, so a published value can be shared without being changed.
+
+    C order whatever the source's layout: a value from an in-process source then
+    has the memory layout the wire delivers, so a task computes the same bits
+    live and replayed (numpy and BLAS pick different kernels, with different
+    rounding, for Fortran-ordered operands).
+    """
+    out = np.array(value, copy=True, order="C")
     out.flags.writeable = False
     return out
 

@@ -98,3 +98,8 @@ class DataFile:
 
     def run(self, inputs: Arrays) -> dict[str, npt.NDArray[np.float32]]:
         return {"y": np.array([self._byte], np.float32)}
+
+
+def layout(inputs: Arrays) -> dict[str, npt.NDArray[np.float32]]:
+    """Ones where the input is C-contiguous, zeros where it is not."""
+    return {"y": np.full((2, 3), float(inputs["x"].flags.c_contiguous), np.float32)}

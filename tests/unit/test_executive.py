@@ -13,7 +13,7 @@ from flightai.runtime import build_executive
 from flightai.sched.clock import ExternalClock, FastClock
 from flightai.sched.executive import Overrun, OverrunKind
 from flightai.sched.health import Mode
-from flightai.sched.io import MemorySink, Sample
+from flightai.sched.io import ListSource, MemorySink, Sample
 from flightai.timebase import NS_PER_MS
 from tests.conftest import base_mission, target
 
@@ -271,3 +271,18 @@ def test_a_factory_asking_for_mission_dir_gets_the_mission_folder(make_mission,
                         "params": {"name": "table.bin"}, "inputs": {}, "outputs": {"y": "y"}}
     executive, _ = _run(make_mission(data), 40)
     assert executive.value("y").tolist() == [7.0]
+
+
+def test_inputs_reach_tasks_c_ordered_like_the_wire_delivers_them(make_mission) -> None:
+    data = base_mission()
+    data["signals"][0]["shape"] = [2, 3]
+    data["signals"][1]["shape"] = [2, 3]
+    data["tasks"][0] = {"name": "t", "function": target("layout"), "period_ms": 10,
+                        "inputs": {"x": "x"}, "outputs": {"y": "y"}}
+    data.pop("source")
+    config = make_mission(data)
+    fortran = np.asfortranarray(np.arange(6, dtype=np.float32).reshape(2, 3))
+    executive = build_executive(config, clock=FastClock(),
+                                source=ListSource([Sample("x", 0, fortran)]))
+    executive.run(30 * NS_PER_MS)
+    assert executive.value("y").tolist() == [[1.0] * 3] * 2
