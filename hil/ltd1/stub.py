@@ -74,9 +74,8 @@ class FlightSoftwareStub:
         wall_start = time.monotonic_ns()
         t_ns = 0
         while True:
-            sim.advance_to(t_ns)
-            for name, t_meas_ns, value in sim.sensor_samples_until(t_ns):
-                self.client.publish(name, t_meas_ns, value)
+            for sample in self.plant.poll(t_ns):
+                self.client.publish(sample.signal, sample.t_ns, sample.value)
             if self.real_time:
                 lag_ns = wall_start + t_ns - time.monotonic_ns()
                 if lag_ns > 0:
