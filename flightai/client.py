@@ -15,24 +15,59 @@ command, as ``docs/icd.md`` requires.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import msgpack
+import numpy as np
 import numpy.typing as npt
 import zmq
 
 from flightai.bus.inbound import TICK_TOPIC
-from flightai.bus.sockets import load_certificate, load_secret_key, zmq_errors
-from flightai.bus.wire import MAX_OUTBOUND_HEADER_BYTES, PROTOCOL_VERSION, Message, decode, encode
+from flightai.bus.sockets import (
+    COPY_THRESHOLD,
+    load_certificate,
+    load_secret_key,
+    send_frames,
+    zmq_errors,
+)
+from flightai.bus.wire import (
+    MAX_OUTBOUND_HEADER_BYTES,
+    PROTOCOL_VERSION,
+    T_NS_KEY,
+    Message,
+    arrays_part,
+    decode,
+    descriptor,
+    encode,
+    header_prefix,
+    is_wire_ready,
+    pack_header,
+)
 from flightai.errors import BusError
 
 DEFAULT_SENSORS = "tcp://127.0.0.1:5550"
 DEFAULT_OUTPUTS = "tcp://127.0.0.1:5551"
 DEFAULT_COMMANDS = "tcp://127.0.0.1:5552"
+
+_MORE = int(zmq.SNDMORE)
+
+
+class _SampleLayout:
+    """Pre-packed header parts of one topic's samples, for arrays of one dtype and shape."""
+
+    __slots__ = ("copy", "dtype", "prefix", "shape", "suffix", "topic")
+
+    def __init__(self, topic: str, value: npt.NDArray[Any]) -> None:
+        self.topic = topic.encode()
+        self.prefix = header_prefix(topic)
+        self.suffix = arrays_part([descriptor("value", value)])
+        self.dtype = value.dtype
+        self.shape = value.shape
+        self.copy = value.nbytes < COPY_THRESHOLD  # below it pyzmq copies anyway
 
 
 @dataclass(frozen=True)
@@ -93,6 +128,12 @@ class Client:
         self._seq: dict[str, int] = {}
         self._command_seq = itertools.count(first_command_seq)
         self._packer = msgpack.Packer()
+        self._pack = self._packer.pack
+        self._layouts: dict[str, _SampleLayout] = {}
+        self._send: Callable[..., Any] | None = None  # the sensors socket's send
+        self._tick_topic = TICK_TOPIC.encode()
+        self._tick_prefix = header_prefix(TICK_TOPIC)
+        self._no_arrays = arrays_part([])
 
     def _socket(self, role: str) -> zmq.Socket[bytes]:
         socket = self._sockets.get(role)
@@ -113,25 +154,51 @@ class Client:
 
     def publish(self, topic: str, t_ns: int, value: npt.NDArray[Any],
                 seq: int | None = None) -> int:
-        """Send one sensor sample measured at ``t_ns``; returns the sequence number used."""
-        seq = self._next_seq(topic) if seq is None else seq
-        self._socket("sensors").send_multipart(encode(topic, seq, t_ns, [("value", value)],
-                                                      packer=self._packer), copy=False)
+        """Send one sensor sample measured at ``t_ns``; returns the sequence number used.
+
+        An array of 64 KiB or more is sent zero-copy: do not change it afterwards.
+        """
+        if seq is None:
+            seq = self._seq.get(topic, 0)
+            self._seq[topic] = seq + 1
+        layout = self._layouts.get(topic)
+        if (layout is None or type(value) is not np.ndarray or value.dtype is not layout.dtype
+                or value.shape != layout.shape or not value.flags.c_contiguous):
+            layout = self._layout(topic, value)
+            if layout is None:  # not sendable as it is: encode converts it
+                send_frames(self._socket("sensors"),
+                            encode(topic, seq, t_ns, [("value", value)], packer=self._packer))
+                return seq
+        send = self._send or self._sender()
+        pack = self._pack
+        send(layout.topic, _MORE)
+        send(b"".join((layout.prefix, pack(seq), T_NS_KEY, pack(t_ns), layout.suffix)), _MORE)
+        send(value, 0, layout.copy)
         return seq
+
+    def _sender(self) -> Callable[..., Any]:
+        self._send = self._socket("sensors").send
+        return self._send
+
+    def _layout(self, topic: str, value: npt.NDArray[Any]) -> _SampleLayout | None:
+        """Pre-packed header parts for samples like ``value`` on ``topic`` (None: use encode)."""
+        if not is_wire_ready(value):
+            return None
+        layout = _SampleLayout(topic, value)
+        self._layouts[topic] = layout
+        return layout
 
     def tick(self, t_ns: int) -> None:
         """Advance an external-clock runtime to ``t_ns`` (after the samples sent before)."""
-        self._socket("sensors").send_multipart(
-            encode(TICK_TOPIC, self._next_seq(TICK_TOPIC), t_ns, packer=self._packer))
+        seq = self._seq.get(TICK_TOPIC, 0)
+        self._seq[TICK_TOPIC] = seq + 1
+        send = self._send or self._sender()
+        send(self._tick_topic, _MORE)
+        send(pack_header(self._tick_prefix, seq, t_ns, self._no_arrays, self._pack))
 
     def send_raw(self, frames: Sequence[bytes]) -> None:
         """Send frames as they are on the sensors socket (tests of bad input)."""
         self._socket("sensors").send_multipart(list(frames))
-
-    def _next_seq(self, topic: str) -> int:
-        seq = self._seq.get(topic, 0)
-        self._seq[topic] = seq + 1
-        return seq
 
     def subscribe(self, prefixes: Iterable[str] = ("",)) -> None:
         """Receive output, health, event and frame messages whose topic starts with a prefix."""
@@ -142,9 +209,13 @@ class Client:
     def receive(self, timeout_ms: int = 1000) -> Message | None:
         """The next subscribed message, or None after ``timeout_ms``."""
         socket = self._socket("outputs")
-        if not socket.poll(timeout_ms):
-            return None
-        return decode(socket.recv_multipart(), max_message_bytes=1 << 30,
+        try:
+            frames = socket.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            if not zmq.zmq_poll([(socket, zmq.POLLIN)], timeout_ms):
+                return None
+            frames = socket.recv_multipart(zmq.NOBLOCK)
+        return decode(frames, max_message_bytes=1 << 30,
                       max_header_bytes=MAX_OUTBOUND_HEADER_BYTES)
 
     def command(self, cmd: str, seq: int | None = None, **args: Any) -> Ack:

@@ -80,8 +80,9 @@ class BusServer:
             raise
         inputs = {s.name: s for s in config.signals if s.input}
         self.checks = InboundChecks(inputs, bus.max_message_bytes)
-        self.input = BusInput(self._sensors, self.checks,
-                              lambda frame: self._authorised(frame) is not None, self._on_tick,
+        authorise = None if self.security is None else (
+            lambda frame: self._authorised(frame) is not None)
+        self.input = BusInput(self._sensors, self.checks, authorise, self._on_tick,
                               max_lead_ns=NS_PER_S, max_buffered_bytes=bus.max_buffered_bytes)
         if isinstance(clock, ExternalClock):
             clock.set_pump(self.input.pump)
@@ -163,11 +164,14 @@ class BusServer:
             with contextlib.suppress(zmq.Again):  # the client is gone or not reading
                 self._commands.send_multipart([*envelope, reply], zmq.NOBLOCK)
 
-    def _on_tick(self, t_ns: int) -> None:
+    def _on_tick(self, t_ns: int) -> bool:
+        """Advance the external clock; True when it moved (the sensors drain then stops)."""
         if isinstance(self._clock, ExternalClock):
+            now = self._clock.now_ns
             self._clock.tick(t_ns)
-        else:
-            self.ticks_ignored += 1
+            return now is None or t_ns > now
+        self.ticks_ignored += 1
+        return False
 
     def _on_auth_death(self) -> None:
         if self._executive is not None:

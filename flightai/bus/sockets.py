@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import zmq
 import zmq.auth
@@ -25,6 +26,9 @@ from flightai.config.schema import CommandClass, CurveConfig
 from flightai.errors import BusError
 
 ZAP_DOMAIN = "flightai"
+#: Frames at least this long are sent and received zero-copy; shorter ones are copied
+#: (pyzmq's own send threshold: a ``zmq.Frame`` costs more than copying a short buffer).
+COPY_THRESHOLD = 64 * 1024
 
 
 @contextmanager
@@ -164,6 +168,20 @@ class Security:
         if self._watchdog is not None:
             self._watchdog.join(1)
         self._auth.stop()
+
+
+def send_frames(socket: Any, frames: Sequence[Any], flags: int = 0) -> None:
+    """Send one message frame by frame (what ``send_multipart`` does, without its overhead).
+
+    Arrays (frames from the third on) of :data:`COPY_THRESHOLD` bytes or more go
+    zero-copy: libzmq may still read such an array after this returns, so it must
+    not be changed. Shorter ones are copied, which costs less than a ``zmq.Frame``.
+    """
+    send = socket.send
+    last = len(frames) - 1
+    for i, frame in enumerate(frames):
+        copy = i < 2 or memoryview(frame).nbytes < COPY_THRESHOLD
+        send(frame, flags if i == last else flags | zmq.SNDMORE, copy=copy)
 
 
 def server_socket(context: zmq.Context[zmq.Socket[bytes]], kind: int, endpoint: str,

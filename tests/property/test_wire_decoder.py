@@ -19,6 +19,7 @@ from typing import Any
 import msgpack
 import numpy as np
 import pytest
+import zmq
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -788,9 +789,13 @@ class _Recorder:
 
     def __init__(self) -> None:
         self.sent: list[list[Any]] = []
+        self._message: list[Any] = []
 
-    def send_multipart(self, frames: list[Any], flags: int = 0, copy: bool = True) -> None:
-        self.sent.append(frames)
+    def send(self, frame: Any, flags: int = 0, copy: bool = True) -> None:
+        self._message.append(frame)
+        if not flags & zmq.SNDMORE:
+            self.sent.append(self._message)
+            self._message = []
 
 
 def test_health_messages_decode_with_twenty_four_tasks() -> None:
