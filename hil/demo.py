@@ -14,7 +14,6 @@ import csv
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -26,23 +25,12 @@ from hil.ltd1.dispersions import draw_case
 from hil.ltd1.loop import Plant, hard_tasks
 from hil.ltd1.sim import Simulator
 from hil.ltd1.stub import FlightSoftwareStub, StubError
+from hil.ports import free_ports
 
 MISSIONS = Path(__file__).resolve().parent.parent / "models" / "ltd1"
 CONFIGS = {"l2": "l2.toml", "b1": "b1.toml"}
 ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 """A runtime on a small board keeps numpy's BLAS to one thread: its pool fights the frame."""
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel says are free on 127.0.0.1 right now."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _parser() -> argparse.ArgumentParser:

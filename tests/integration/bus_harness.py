@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,19 +16,8 @@ from flightai.config import parse_mission
 from flightai.runtime import build_executive, make_clock
 from flightai.sched.executive import Executive
 from flightai.sched.io import MemorySink
+from hil.ports import free_ports
 from tests.conftest import base_mission
-
-
-def free_ports(n: int) -> list[int]:
-    """Ports the kernel says are free on 127.0.0.1 right now."""
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def bus_mission(**runtime: Any) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from hil.ports import free_ports
 from tests.conftest import EXAMPLE
-from tests.integration.bus_harness import free_ports
 
 
 def flightai(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
