@@ -22,8 +22,9 @@ import numpy as np
 import numpy.typing as npt
 import zmq
 
-from flightai.bus.sockets import send_frames
+from flightai.bus.sockets import COPY_THRESHOLD, NOBLOCK, SNDMORE, send_frames
 from flightai.bus.wire import (
+    T_NS_KEY,
     WIRE_DTYPES,
     arrays_part,
     descriptor,
@@ -39,20 +40,23 @@ EVENT_TOPIC = "event"
 FRAME_TOPIC = "frame"
 OUTPUT_PREFIX = "out."
 _OUTPUT_KEYS = ("task", "t_release_ns", "status")
+_MORE = NOBLOCK | SNDMORE
 
 
 class _OutputLayout:
     """Pre-packed header parts of one task's outputs, for values of one dtype and shape each."""
 
-    __slots__ = ("arrays", "middle", "prefix", "topic")
+    __slots__ = ("arrays", "copies", "middle", "prefix", "topic", "topic_str")
 
     def __init__(self, task: str, outputs: tuple[tuple[str, npt.NDArray[Any]], ...],
                  pack: Callable[[Any], bytes]) -> None:
-        self.topic = (OUTPUT_PREFIX + task).encode()
+        self.topic_str = OUTPUT_PREFIX + task
+        self.topic = self.topic_str.encode()
         self.prefix = header_prefix(OUTPUT_PREFIX + task, len(_OUTPUT_KEYS))
         self.middle = (arrays_part([descriptor(name, value) for name, value in outputs])
                        + pack("task") + pack(task) + pack("t_release_ns"))
         self.arrays = tuple((name, value.dtype, value.shape) for name, value in outputs)
+        self.copies = tuple(value.nbytes < COPY_THRESHOLD for _, value in outputs)
 
     def fits(self, outputs: tuple[tuple[str, npt.NDArray[Any]], ...]) -> bool:
         """Whether ``outputs`` have this layout and can be sent as they are."""
@@ -101,15 +105,14 @@ class BusSink:
         self._seq[topic] = seq + 1
         return seq
 
-    def _send_frames(self, frames: list[Any]) -> None:
+    def _emit(self, frames: list[Any]) -> None:
         try:
-            send_frames(self._socket, frames, zmq.NOBLOCK)
+            send_frames(self._socket, frames, NOBLOCK)
         except zmq.ZMQError:  # the bus is closing; PUB itself drops silently per subscriber
             self.dropped += 1
 
     def _send(self, topic: str, t_ns: int, arrays: Any = (), fields: Any = None) -> None:
-        frames = encode(topic, self._next_seq(topic), t_ns, arrays, fields, self._packer)
-        self._send_frames(frames)
+        self._emit(encode(topic, self._next_seq(topic), t_ns, arrays, fields, self._packer))
 
     def publish(self, publication: Publication) -> None:
         """One task's outputs at its deadline: topic ``out.<task>``."""
@@ -125,10 +128,18 @@ class BusSink:
         assert isinstance(layout, _OutputLayout)
         pack = self._pack
         header = b"".join((
-            pack_header(layout.prefix, self._next_seq(OUTPUT_PREFIX + task), publication.t_ns,
-                        layout.middle, pack),
-            pack(publication.t_release_ns), self._status_key, pack(publication.status)))
-        self._send_frames([layout.topic, header, *[value for _, value in outputs]])
+            layout.prefix, pack(self._next_seq(layout.topic_str)), T_NS_KEY,
+            pack(publication.t_ns), layout.middle, pack(publication.t_release_ns),
+            self._status_key, pack(publication.status)))
+        send = self._socket.send
+        try:  # send_frames, unrolled: this runs for every output of every frame
+            send(layout.topic, _MORE)
+            send(header, _MORE if outputs else NOBLOCK)
+            last = len(outputs) - 1
+            for i, (_, value) in enumerate(outputs):
+                send(value, NOBLOCK if i == last else _MORE, layout.copies[i])  # type: ignore[call-overload]
+        except zmq.ZMQError:
+            self.dropped += 1
 
     def _output_layout(self, publication: Publication) -> _OutputLayout | None:
         """The task's layout if its values can go as they are and it packs as ``encode`` does."""
@@ -162,6 +173,5 @@ class BusSink:
                       "output_drops": self.dropped}
             self._status = status
             self._send(HEALTH_TOPIC, t_ns, (), {"health": status})
-        header = pack_header(self._frame_prefix, self._next_seq(FRAME_TOPIC), t_ns,
-                             self._no_arrays, self._pack)
-        self._send_frames([self._frame_topic, header])
+        self._emit([self._frame_topic, pack_header(
+            self._frame_prefix, self._next_seq(FRAME_TOPIC), t_ns, self._no_arrays, self._pack)])

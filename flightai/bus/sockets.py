@@ -29,6 +29,8 @@ ZAP_DOMAIN = "flightai"
 #: Frames at least this long are sent and received zero-copy; shorter ones are copied
 #: (pyzmq's own send threshold: a ``zmq.Frame`` costs more than copying a short buffer).
 COPY_THRESHOLD = 64 * 1024
+#: ``zmq.SNDMORE`` and ``zmq.NOBLOCK`` as plain ints (cheaper to combine than IntFlags).
+SNDMORE, NOBLOCK = int(zmq.SNDMORE), int(zmq.NOBLOCK)
 
 
 @contextmanager
@@ -178,10 +180,12 @@ def send_frames(socket: Any, frames: Sequence[Any], flags: int = 0) -> None:
     not be changed. Shorter ones are copied, which costs less than a ``zmq.Frame``.
     """
     send = socket.send
+    flags = int(flags)  # pyzmq's flags are IntFlags: or-ing them runs Python code
+    more = flags | SNDMORE
     last = len(frames) - 1
     for i, frame in enumerate(frames):
         copy = i < 2 or memoryview(frame).nbytes < COPY_THRESHOLD
-        send(frame, flags if i == last else flags | zmq.SNDMORE, copy=copy)
+        send(frame, flags if i == last else more, copy=copy)
 
 
 def server_socket(context: zmq.Context[zmq.Socket[bytes]], kind: int, endpoint: str,
