@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flightai.client import Client
 from flightai.config.loader import load_mission
@@ -26,6 +27,9 @@ from hil.ltd1.loop import Plant, hard_tasks
 from hil.ltd1.sim import Simulator
 from hil.ltd1.stub import FlightSoftwareStub, StubError
 from hil.ports import free_ports
+
+if TYPE_CHECKING:
+    from hil.record.recorder import Recorder
 
 MISSIONS = Path(__file__).resolve().parent.parent / "models" / "ltd1"
 CONFIGS = {"l2": "l2.toml", "b1": "b1.toml"}
@@ -48,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
                         metavar="KEY.PATH=VALUE", help="mission config override (repeatable)")
     parser.add_argument("--out", type=Path,
                         help="output folder (default runs/demo-<config>-<seed>)")
+    parser.add_argument("--record", type=Path, metavar="RUN.MCAP",
+                        help="record every bus message both ways to this MCAP file")
     return parser
 
 
@@ -72,6 +78,7 @@ def main(argv: list[str]) -> int:
           + f"; runtime on {sensors.rsplit(':', 1)[1]}/{outputs.rsplit(':', 1)[1]}/"
           f"{commands.rsplit(':', 1)[1]}, {'real time' if args.real_time else 'lockstep'}")
     log_path = out / "runtime.log"
+    recorder = _recorder(args.record, mission, overrides, outputs)
     wall_start = time.monotonic()
     with log_path.open("w") as log:
         runtime = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
@@ -80,7 +87,8 @@ def main(argv: list[str]) -> int:
             plant = Plant(Simulator(case), keep_trajectory=True)
             with Client(sensors, outputs, commands, name="fsw-stub") as client:
                 stub = FlightSoftwareStub(plant, client, config.runtime.minor_frame_ns,
-                                          real_time=args.real_time)
+                                          real_time=args.real_time,
+                                          on_send=recorder.record_sent if recorder else None)
                 stub.fly()
             runtime.wait(timeout=60)
         except StubError as exc:
@@ -90,6 +98,8 @@ def main(argv: list[str]) -> int:
             if runtime.poll() is None:
                 runtime.terminate()
                 runtime.wait(timeout=10)
+            if recorder is not None:
+                _close_recorder(recorder, args.record)
     wall_s = time.monotonic() - wall_start
     flight = stub.record(args.seed, hard_tasks(config))
     runtime_digest = _digest_in(log_path)
@@ -103,6 +113,26 @@ def main(argv: list[str]) -> int:
     print(f"flown in {wall_s:.1f} s wall; wrote {out}/outcome.json, trajectory.csv, "
           "runtime.log")
     return 0 if flight.success and runtime_digest == flight.digest else 1
+
+
+def _recorder(path: Path | None, mission: Path, overrides: list[str],
+              outputs: str) -> Recorder | None:
+    """A recorder subscribed to ``outputs``, with the mission stored (None without a path)."""
+    if path is None:
+        return None
+    from hil.record.recorder import Recorder
+
+    recorder = Recorder(path)
+    recorder.add_mission(mission, overrides)
+    recorder.subscribe(outputs)
+    return recorder
+
+
+def _close_recorder(recorder: Recorder, path: Path) -> None:
+    stats = recorder.close()
+    gaps = sum(stats.seq_gaps.values())
+    print(f"  recorded {sum(stats.messages.values())} messages on {len(stats.messages)} topics "
+          f"to {path} ({gaps} lost upstream, {stats.drops} dropped)")
 
 
 def _digest_in(log_path: Path) -> str:

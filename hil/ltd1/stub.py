@@ -11,11 +11,12 @@ in-process loop (``hil.ltd1.loop``) follows, so both publish the same bytes.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from flightai.bus.inbound import TICK_TOPIC
 from flightai.bus.outbound import FRAME_TOPIC, OUTPUT_PREFIX
-from flightai.bus.wire import Message
+from flightai.bus.wire import Message, encode
 from flightai.client import Client
 from flightai.errors import BusError
 from flightai.sched.io import Publication
@@ -54,16 +55,21 @@ class FlightSoftwareStub:
         real_time: pace ticks against the wall clock instead of as fast as the
             runtime answers.
         frame_timeout_s: how long to wait for a frame mark before giving up.
+        on_send: called with the frames of every sample and tick sent (a recorder's
+            ``record_sent``): the bytes :func:`~flightai.bus.wire.encode` writes, which
+            are those the client sends.
     """
 
     def __init__(self, plant: Plant, client: Client, minor_frame_ns: int, *,
-                 real_time: bool = False, frame_timeout_s: float = 10.0) -> None:
+                 real_time: bool = False, frame_timeout_s: float = 10.0,
+                 on_send: Callable[[list[Any]], object] | None = None) -> None:
         self.plant = plant
         self.client = client
         self.minor_frame_ns = minor_frame_ns
         self.real_time = real_time
         self.frame_timeout_s = frame_timeout_s
         self.final_status: Mapping[str, Any] = {}
+        self.on_send = on_send
 
     def fly(self) -> None:
         """Fly to touchdown (or the time limit), then read the runtime's status and stop it."""
@@ -73,14 +79,21 @@ class FlightSoftwareStub:
         sim = self.plant.sim
         wall_start = time.monotonic_ns()
         t_ns = 0
+        tick_seq = 0
+        on_send = self.on_send
         while True:
             for sample in self.plant.poll(t_ns):
-                self.client.publish(sample.signal, sample.t_ns, sample.value)
+                seq = self.client.publish(sample.signal, sample.t_ns, sample.value)
+                if on_send is not None:
+                    on_send(encode(sample.signal, seq, sample.t_ns, [("value", sample.value)]))
             if self.real_time:
                 lag_ns = wall_start + t_ns - time.monotonic_ns()
                 if lag_ns > 0:
                     time.sleep(lag_ns / NS_PER_S)
             self.client.tick(t_ns)
+            if on_send is not None:
+                on_send(encode(TICK_TOPIC, tick_seq, t_ns))
+            tick_seq += 1
             self._await_frame(t_ns)
             if sim.done or t_ns >= MAX_MISSION_NS:
                 break

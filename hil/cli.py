@@ -1,0 +1,82 @@
+"""``flightai hil ...``: the bench tools (``record``, ``recover``).
+
+``flightai`` imports this module only when ``flightai hil`` runs, so a board
+without the ``hil`` extra never loads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from hil.record.recorder import Recorder, RecorderOptions
+from hil.record.recover import recover
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flightai hil", description="bench and ground tools")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    record = sub.add_parser("record", help="record what a runtime publishes to an MCAP file")
+    record.add_argument("--outputs", required=True, metavar="ENDPOINT",
+                        help="the runtime's outputs endpoint, e.g. tcp://127.0.0.1:5551")
+    record.add_argument("--mission", type=Path,
+                        help="store this mission file, its config and model hashes")
+    record.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY.PATH=VALUE", help="mission override the runtime uses")
+    record.add_argument("-o", "--output", type=Path, required=True, metavar="RUN.MCAP")
+    record.add_argument("--duration-s", type=float,
+                        help="stop after this long (default: until SIGINT/SIGTERM)")
+    record.add_argument("--topic", dest="topics", action="append", metavar="PREFIX",
+                        help="record only topics starting with PREFIX (repeatable; default all)")
+    defaults = RecorderOptions()
+    record.add_argument("--chunk-bytes", type=int, default=defaults.chunk_bytes,
+                        help=f"close a chunk at this size (default {defaults.chunk_bytes})")
+    record.add_argument("--chunk-time-s", type=float, default=defaults.chunk_time_s,
+                        help="close a chunk open this long: a kill loses at most this much "
+                             f"(default {defaults.chunk_time_s})")
+    record.add_argument("--compression", choices=("none", "zstd", "lz4"), default="none")
+    record.set_defaults(handler=_cmd_record)
+    fix = sub.add_parser("recover", help="salvage a recording torn by a kill into a valid file")
+    fix.add_argument("torn", type=Path)
+    fix.add_argument("fixed", type=Path)
+    fix.set_defaults(handler=_cmd_recover)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Run one ``flightai hil`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    status: int = args.handler(args)
+    return status
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    options = RecorderOptions(chunk_bytes=args.chunk_bytes, chunk_time_s=args.chunk_time_s,
+                              compression=args.compression)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with Recorder(args.output, options) as recorder:
+        if args.mission is not None:
+            recorder.add_mission(args.mission, args.overrides)
+        recorder.subscribe(args.outputs, args.topics or ("",))
+        print(f"flightai hil record: {args.outputs} -> {args.output}", flush=True)
+        stop.wait(args.duration_s)
+    stats = recorder.stats
+    print(f"flightai hil record: {sum(stats.messages.values())} messages on "
+          f"{len(stats.messages)} topics in {stats.chunks} chunks; "
+          f"{sum(stats.seq_gaps.values())} lost upstream (seq gaps), {stats.drops} dropped")
+    return 0
+
+
+def _cmd_recover(args: argparse.Namespace) -> int:
+    if args.torn.resolve() == args.fixed.resolve():
+        print("flightai hil recover: error: write the recovered file to another path",
+              file=sys.stderr)
+        return 2
+    report = recover(args.torn, args.fixed)
+    print(f"flightai hil recover: {args.fixed}: {report.summary()}")
+    return 0

@@ -1,0 +1,88 @@
+"""Read a flightai recording back: metadata, attachments and messages as flightai ``Message``s."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+from mcap.records import Attachment, Channel, Metadata
+from mcap.records import Message as McapMessage
+from mcap.stream_reader import StreamReader
+
+from flightai.bus.wire import MAX_OUTBOUND_HEADER_BYTES, Message, decode
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One recorded bus message.
+
+    Attributes:
+        topic: the channel's topic (frame 0 on the wire).
+        direction: ``from_runtime`` (published by it) or ``to_runtime`` (sent to it).
+        log_time_ns: wall time the recorder received it.
+        frames: the multipart message exactly as on the wire, topic frame first.
+    """
+
+    topic: str
+    direction: str
+    log_time_ns: int
+    frames: tuple[bytes, ...]
+
+    def decode(self) -> Message:
+        """The message, decoded and checked by flightai's wire decoder."""
+        return decode(self.frames, max_message_bytes=1 << 30,
+                      max_header_bytes=MAX_OUTBOUND_HEADER_BYTES)
+
+
+def unpack_frames(topic: str, data: bytes) -> tuple[bytes, ...]:
+    """The wire frames of a recorded message (inverse of ``recorder.pack_frames``)."""
+    frames = msgpack.unpackb(data, raw=False)
+    if type(frames) is not list or not all(type(f) is bytes for f in frames):
+        raise ValueError(f"{topic}: recorded data is not a msgpack array of bin frames")
+    return (topic.encode(), *frames)
+
+
+class Recording:
+    """Everything in a recording file, read in file order with every CRC checked.
+
+    Args:
+        path: an MCAP file written by :class:`~hil.record.recorder.Recorder`.
+
+    Raises:
+        mcap.exceptions.McapError or ValueError: a torn or corrupt file.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.metadata: dict[str, dict[str, str]] = {}
+        self.attachments: dict[str, bytes] = {}
+        self.messages: list[Recorded] = []
+        self.channels: dict[int, Channel] = {}
+        with open(path, "rb") as f:
+            for record in StreamReader(f, validate_crcs=True).records:
+                self._take(record)
+
+    def _take(self, record: Any) -> None:
+        if isinstance(record, Channel):
+            self.channels[record.id] = record
+        elif isinstance(record, McapMessage):
+            channel = self.channels[record.channel_id]
+            self.messages.append(Recorded(
+                channel.topic, channel.metadata.get("direction", ""), record.log_time,
+                unpack_frames(channel.topic, record.data)))
+        elif isinstance(record, Metadata):
+            self.metadata[record.name] = dict(record.metadata)
+        elif isinstance(record, Attachment):
+            self.attachments[record.name] = bytes(record.data)
+
+    def topics(self) -> set[str]:
+        """Every topic recorded."""
+        return {c.topic for c in self.channels.values()}
+
+    def iter_decoded(self, prefix: str = "") -> Iterator[Message]:
+        """The messages whose topic starts with ``prefix``, decoded, in recorded order."""
+        for recorded in self.messages:
+            if recorded.topic.startswith(prefix):
+                yield recorded.decode()
