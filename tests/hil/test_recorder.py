@@ -198,3 +198,10 @@ def test_a_sigkilled_recorder_loses_at_most_its_open_chunk(tmp_path) -> None:
     for message in recording.iter_decoded("out.test"):
         assert (message.arrays[0][1] == message.seq).all()
     assert "l2.toml" in recording.attachments and "flightai.platform" in recording.metadata
+
+
+def test_a_failed_writer_is_reported_at_close(tmp_path) -> None:
+    recorder = Recorder(tmp_path / "bad.mcap")
+    recorder.record([])  # no topic frame: the writer thread fails on it
+    with pytest.raises(RuntimeError, match="writer failed"):
+        recorder.close()
