@@ -88,11 +88,15 @@ def main(argv: list[str]) -> int:
             with Client(sensors, outputs, commands, name="fsw-stub") as client:
                 stub = FlightSoftwareStub(plant, client, config.runtime.minor_frame_ns,
                                           real_time=args.real_time,
-                                          on_send=recorder.record_sent if recorder else None)
+                                          on_send=recorder.record_sent if recorder else None,
+                                          alive=lambda: runtime.poll() is None)
                 stub.fly()
             runtime.wait(timeout=60)
         except StubError as exc:
-            print(f"flightai demo: error: {exc}; see {log_path}", file=sys.stderr)
+            log.flush()
+            last = log_path.read_text().strip().splitlines()[-1:] or ["(no output)"]
+            print(f"flightai demo: error: {exc}; the runtime's last words ({log_path}):\n"
+                  f"  {last[0]}", file=sys.stderr)
             return 2
         finally:
             if runtime.poll() is None:

@@ -30,10 +30,20 @@ class StubError(RuntimeError):
     """The runtime did not answer as the lockstep protocol requires."""
 
 
-def wait_ready(client: Client, timeout_s: float = 120.0) -> Mapping[str, Any]:
-    """Poll ``status`` until the runtime has warmed up (READY, or NOMINAL waiting for ticks)."""
+def wait_ready(client: Client, timeout_s: float = 120.0,
+               alive: Callable[[], bool] = lambda: True) -> Mapping[str, Any]:
+    """Poll ``status`` until the runtime has warmed up (READY, or NOMINAL waiting for ticks).
+
+    Args:
+        client: connected to the runtime.
+        timeout_s: how long to wait (wall time).
+        alive: False once the runtime is known to be gone (a child process that
+            exited): then give up at once instead of waiting out the timeout.
+    """
     deadline = time.monotonic() + timeout_s
     while True:
+        if not alive():
+            raise StubError("the runtime exited before it was READY")
         try:
             status = client.status()
         except BusError:
@@ -58,11 +68,13 @@ class FlightSoftwareStub:
         on_send: called with the frames of every sample and tick sent (a recorder's
             ``record_sent``): the bytes :func:`~flightai.bus.wire.encode` writes, which
             are those the client sends.
+        alive: False once the runtime is known to be gone (see :func:`wait_ready`).
     """
 
     def __init__(self, plant: Plant, client: Client, minor_frame_ns: int, *,
                  real_time: bool = False, frame_timeout_s: float = 10.0,
-                 on_send: Callable[[list[Any]], object] | None = None) -> None:
+                 on_send: Callable[[list[Any]], object] | None = None,
+                 alive: Callable[[], bool] = lambda: True) -> None:
         self.plant = plant
         self.client = client
         self.minor_frame_ns = minor_frame_ns
@@ -70,11 +82,12 @@ class FlightSoftwareStub:
         self.frame_timeout_s = frame_timeout_s
         self.final_status: Mapping[str, Any] = {}
         self.on_send = on_send
+        self.alive = alive
 
     def fly(self) -> None:
         """Fly to touchdown (or the time limit), then read the runtime's status and stop it."""
         self.client.subscribe([OUTPUT_PREFIX, FRAME_TOPIC])
-        wait_ready(self.client)
+        wait_ready(self.client, alive=self.alive)
         time.sleep(0.3)  # the subscription reaches the publisher before the first frame
         sim = self.plant.sim
         wall_start = time.monotonic_ns()
