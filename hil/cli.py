@@ -1,4 +1,4 @@
-"""``flightai hil ...``: the bench tools (``record``, ``recover``).
+"""``flightai hil ...``: the bench tools (``record``, ``recover``, ``replay``, ``compare``).
 
 ``flightai`` imports this module only when ``flightai hil`` runs, so a board
 without the ``hil`` extra never loads it.
@@ -12,8 +12,12 @@ import sys
 import threading
 from pathlib import Path
 
-from hil.record.recorder import Recorder, RecorderOptions
+from hil.record.fingerprint import bit_exact, fingerprint
+from hil.record.reader import Recording
+from hil.record.recorder import META_PLATFORM, Recorder, RecorderOptions
 from hil.record.recover import recover
+from hil.replay.compare import Comparison, Tolerance, compare, recorded_publications
+from hil.replay.player import replay
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,7 +47,30 @@ def _parser() -> argparse.ArgumentParser:
     fix.add_argument("torn", type=Path)
     fix.add_argument("fixed", type=Path)
     fix.set_defaults(handler=_cmd_recover)
+    play = sub.add_parser("replay", help="replay a recording in-process (fast) and compare "
+                                         "the outputs with the recorded ones")
+    play.add_argument("recording", type=Path, metavar="RUN.MCAP")
+    play.add_argument("--mission", type=Path,
+                      help="replay with this mission file (default: the recorded mission, "
+                           "paths resolved from its original folder)")
+    play.add_argument("--workers", type=int, help="runtime worker threads")
+    play.add_argument("--set", dest="overrides", action="append", default=[],
+                      metavar="KEY.PATH=VALUE", help="extra mission override (repeatable)")
+    _tolerance_option(play)
+    play.set_defaults(handler=_cmd_replay)
+    both = sub.add_parser("compare", help="compare the outputs of two recordings")
+    both.add_argument("reference", type=Path, metavar="A.MCAP")
+    both.add_argument("other", type=Path, metavar="B.MCAP")
+    _tolerance_option(both)
+    both.set_defaults(handler=_cmd_compare)
     return parser
+
+
+def _tolerance_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tolerance", dest="tolerances", action="append", default=[],
+                        type=Tolerance.parse, metavar="SIGNAL=ABS[,REL]",
+                        help="allowed difference of a signal when the platforms differ "
+                             "(SIGNAL * for every other one; repeatable; default: exact)")
 
 
 def main(argv: list[str]) -> int:
@@ -80,3 +107,29 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     report = recover(args.torn, args.fixed)
     print(f"flightai hil recover: {args.fixed}: {report.summary()}")
     return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    recording = Recording(args.recording)
+    result = replay(recording, args.mission, args.overrides, args.workers)
+    print(f"flightai hil replay: {result.frames} frames, {result.samples} samples, "
+          f"{len(result.publications)} publications in {result.wall_s:.2f} s "
+          f"({result.speed:.1f}x real time); output digest {result.digest}")
+    same = bit_exact(recording.metadata.get(META_PLATFORM, {}), fingerprint())
+    comparison = compare(recorded_publications(recording), result.publications,
+                         bit_exact=same, tolerances=dict(args.tolerances))
+    return _verdict("replay", comparison)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    reference, other = Recording(args.reference), Recording(args.other)
+    same = bit_exact(reference.metadata.get(META_PLATFORM, {}),
+                     other.metadata.get(META_PLATFORM, {}))
+    comparison = compare(recorded_publications(reference), recorded_publications(other),
+                         bit_exact=same, tolerances=dict(args.tolerances))
+    return _verdict("compare", comparison)
+
+
+def _verdict(command: str, comparison: Comparison) -> int:
+    print(f"flightai hil {command}: {comparison.summary()}")
+    return 0 if comparison.ok else 1
