@@ -42,7 +42,7 @@ class Running:
     thread: threading.Thread
 
     def client(self, keys: ClientKeys | None = None, name: str = "test",
-               timeout_ms: int = 3000) -> Client:
+               timeout_ms: int = 10_000) -> Client:
         bus = self.bus.config.bus
         assert bus is not None
         return Client(bus.sensors, bus.outputs, bus.commands, keys=keys, name=name,
@@ -73,8 +73,12 @@ def running(data: dict[str, Any], base_dir: Path) -> Iterator[Running]:
         bus.close()
 
 
-def wait_for(predicate: Any, timeout_s: float = 5.0) -> bool:
-    """Poll ``predicate`` until true or timeout (tests never assert on how long it took)."""
+def wait_for(predicate: Any, timeout_s: float = 15.0) -> bool:
+    """Poll ``predicate`` until true or timeout (tests never assert on how long it took).
+
+    The bounds are generous: a loaded 2-core CI machine may take seconds for a CURVE
+    handshake; they only decide how long a failing test takes to report.
+    """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
