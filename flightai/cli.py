@@ -1,4 +1,4 @@
-"""The ``flightai`` command: ``check``, ``run``, and ``hil ...`` (ground side, lazy)."""
+"""The ``flightai`` command: check, run, status, cmd, keys; demo and hil ... (ground side, lazy)."""
 
 from __future__ import annotations
 
