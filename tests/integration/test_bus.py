@@ -22,7 +22,7 @@ def step(client: Client, t_ns: int, x: float | None = None) -> list[object]:
     client.tick(t_ns)
     seen = []
     while True:
-        message = client.receive(5000)
+        message = client.receive(15_000)
         assert message is not None, f"no frame mark for {t_ns}"
         seen.append(message)
         if message.topic == "frame" and message.t_ns == t_ns:
@@ -39,7 +39,7 @@ def _subscribed(rt: Running) -> Client:
     client = rt.client()
     client.subscribe(["out.", "frame", "health", "event"])
     # a SUB joins late: tick frame 0 until its mark comes through
-    assert wait_for(lambda: _try_first_frame(client), 5)
+    assert wait_for(lambda: _try_first_frame(client))
     return client
 
 
