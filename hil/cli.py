@@ -15,7 +15,7 @@ from pathlib import Path
 from hil.record.fingerprint import bit_exact, fingerprint
 from hil.record.reader import Recording
 from hil.record.recorder import META_PLATFORM, Recorder, RecorderOptions
-from hil.record.recover import recover
+from hil.record.recover import NotARecording, recover
 from hil.replay.compare import Comparison, Tolerance, compare, recorded_publications
 from hil.replay.player import replay
 
@@ -104,7 +104,11 @@ def _cmd_recover(args: argparse.Namespace) -> int:
         print("flightai hil recover: error: write the recovered file to another path",
               file=sys.stderr)
         return 2
-    report = recover(args.torn, args.fixed)
+    try:
+        report = recover(args.torn, args.fixed)
+    except NotARecording as exc:
+        print(f"flightai hil recover: error: {exc}", file=sys.stderr)
+        return 1
     print(f"flightai hil recover: {args.fixed}: {report.summary()}")
     return 0
 

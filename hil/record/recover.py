@@ -10,17 +10,31 @@ has a summary, statistics and indexes, so any MCAP reader opens it.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from mcap.exceptions import McapError
-from mcap.records import Attachment, Channel, Chunk, DataEnd, Header, Metadata, Schema
+from mcap.records import (
+    Attachment,
+    Channel,
+    Chunk,
+    DataEnd,
+    Header,
+    McapRecord,
+    Metadata,
+    Schema,
+)
 from mcap.records import Message as McapMessage
 from mcap.stream_reader import StreamReader, breakup_chunk
 from mcap.writer import CompressionType, Writer
 
 _READ_ERRORS = (McapError, EOFError, struct.error, ValueError, KeyError, IndexError, OSError)
+
+
+class NotARecording(ValueError):
+    """The file does not start with a complete MCAP magic and header."""
 
 
 @dataclass
@@ -93,39 +107,49 @@ def recover(torn: str | Path, fixed: str | Path) -> RecoverReport:
     """Copy every complete, valid chunk (and metadata, attachments) of ``torn`` into ``fixed``.
 
     Raises:
-        mcap.exceptions.McapError: ``torn`` does not start like an MCAP file.
+        NotARecording: ``torn`` does not start with a complete MCAP magic and header
+            (nothing to salvage, e.g. a recorder killed before its first write).
     """
     report = RecoverReport()
     size = Path(torn).stat().st_size
-    with open(torn, "rb") as source, open(fixed, "wb") as target:
+    with open(torn, "rb") as source:
         records = StreamReader(source, emit_chunks=True, validate_crcs=False).records
-        header = next(records)
-        writer = Writer(target, compression=CompressionType.NONE, enable_data_crcs=True)
-        writer.start(**_header_args(header))
-        copier = _Copier(writer, report)
-        good_end = source.tell()
         try:
-            for record in records:
-                if isinstance(record, DataEnd):  # what follows is the old summary
-                    break
-                if isinstance(record, Chunk):
-                    try:
-                        inner = breakup_chunk(record, validate_crc=True)
-                    except _READ_ERRORS:
-                        report.bad_chunks += 1
-                        continue
-                    for item in inner:
-                        copier.take(item)
-                    report.chunks += 1
-                else:
-                    copier.take(record)
-                good_end = source.tell()
-            report.complete = True
-        except _READ_ERRORS as exc:
-            report.error = f"{type(exc).__name__}: {exc}"[:200]
-        if not report.complete:
-            report.torn_bytes = size - good_end
-        writer.finish()  # type: ignore[no-untyped-call]
+            header = next(records)
+        except (*_READ_ERRORS, StopIteration) as exc:
+            raise NotARecording(f"{torn}: no complete MCAP header in its {size} bytes") from exc
+        with open(fixed, "wb") as target:
+            return _salvage(source, target, records, header, report, size)
+
+
+def _salvage(source: BinaryIO, target: BinaryIO, records: Iterator[McapRecord],
+         header: Header, report: RecoverReport, size: int) -> RecoverReport:
+    writer = Writer(target, compression=CompressionType.NONE, enable_data_crcs=True)
+    writer.start(**_header_args(header))
+    copier = _Copier(writer, report)
+    good_end = source.tell()
+    try:
+        for record in records:
+            if isinstance(record, DataEnd):  # what follows is the old summary
+                break
+            if isinstance(record, Chunk):
+                try:
+                    inner = breakup_chunk(record, validate_crc=True)
+                except _READ_ERRORS:
+                    report.bad_chunks += 1
+                    continue
+                for item in inner:
+                    copier.take(item)
+                report.chunks += 1
+            else:
+                copier.take(record)
+            good_end = source.tell()
+        report.complete = True
+    except _READ_ERRORS as exc:
+        report.error = f"{type(exc).__name__}: {exc}"[:200]
+    if not report.complete:
+        report.torn_bytes = size - good_end
+    writer.finish()  # type: ignore[no-untyped-call]
     return report
 
 
