@@ -123,7 +123,7 @@ def recover(torn: str | Path, fixed: str | Path) -> RecoverReport:
 
 
 def _salvage(source: BinaryIO, target: BinaryIO, records: Iterator[McapRecord],
-         header: Header, report: RecoverReport, size: int) -> RecoverReport:
+             header: McapRecord, report: RecoverReport, size: int) -> RecoverReport:
     writer = Writer(target, compression=CompressionType.NONE, enable_data_crcs=True)
     writer.start(**_header_args(header))
     copier = _Copier(writer, report)
