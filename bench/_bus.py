@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import resource
-import socket
 import threading
 import traceback
 from collections.abc import Callable
@@ -15,18 +14,6 @@ import _common as common
 from flightai.bus.server import BusServer
 from flightai.config.loader import parse_mission
 from flightai.runtime import LoadedTasks, build_executive, make_clock
-
-
-def free_ports(n: int) -> list[int]:
-    """Ports the kernel says are free on 127.0.0.1 right now."""
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def maxrss_mib() -> float:

@@ -60,6 +60,7 @@ from flightai.client import Client
 from flightai.pytask import FunctionTask
 from flightai.runtime import LoadedTasks
 from flightai.timebase import NS_PER_MS
+from hil.ports import free_ports
 
 FRAME_MS = 1
 FRAME_NS = FRAME_MS * NS_PER_MS
@@ -77,7 +78,7 @@ def echo(inputs: Mapping[str, npt.NDArray[np.float32]]) -> dict[str, npt.NDArray
 
 def mission() -> dict[str, Any]:
     """Lockstep external clock, 1 ms frame, ``echo`` every frame, bus on free loopback ports."""
-    sensors, outputs, commands = _bus.free_ports(3)
+    sensors, outputs, commands = free_ports(3)
     return {
         "mission": {"name": "bus-latency"},
         "runtime": {"minor_frame_ms": FRAME_MS, "clock": "external", "workers": 1,
@@ -270,7 +271,7 @@ def measure(n: int, blocks: int) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     data = mission()
     rt_parent, rt_child = ctx.Pipe()
-    pull_port, pub_port = _bus.free_ports(2)
+    pull_port, pub_port = free_ports(2)
     echo_parent, echo_child_conn = ctx.Pipe()
     runtime = ctx.Process(target=_bus.runtime_child, args=(data, make_tasks, rt_child),
                           name="flightai-runtime",

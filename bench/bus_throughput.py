@@ -75,6 +75,7 @@ from flightai.client import Client, ClientKeys
 from flightai.pytask import FunctionTask
 from flightai.runtime import LoadedTasks
 from flightai.timebase import NS_PER_MS
+from hil.ports import free_ports
 
 FRAME_MS = 1
 FRAME_NS = FRAME_MS * NS_PER_MS
@@ -104,7 +105,7 @@ def camera(inputs: Mapping[str, npt.NDArray[np.float32]]) -> dict[str, npt.NDArr
 
 def mission(curve: dict[str, Any] | None) -> dict[str, Any]:
     """Lockstep, 1 ms frame, a small and a 1 MiB input each read every frame, free ports."""
-    sensors, outputs, commands = _bus.free_ports(3)
+    sensors, outputs, commands = free_ports(3)
     bus: dict[str, Any] = {"sensors": f"tcp://127.0.0.1:{sensors}",
                            "outputs": f"tcp://127.0.0.1:{outputs}",
                            "commands": f"tcp://127.0.0.1:{commands}",
@@ -396,7 +397,7 @@ def measure(sizes: Mapping[str, int], reps: int, keydir: Path) -> dict[str, Any]
              "clients": [{"name": "bench", "public_key": keys["client_public"],
                           "commands": ["read", "admin"]}]}
     missions = {"flightai": mission(None), "flightai_curve": mission(curve)}
-    raw_ports = dict(zip(("raw", "raw_curve"), _bus.free_ports(2), strict=True))
+    raw_ports = dict(zip(("raw", "raw_curve"), free_ports(2), strict=True))
     pipes = {name: ctx.Pipe() for name in ("flightai", "flightai_curve", "raw", "raw_curve")}
     procs = {
         "flightai": ctx.Process(target=_bus.runtime_child,

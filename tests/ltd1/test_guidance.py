@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
-ONBOARD = Path(__file__).resolve().parents[2] / "models" / "ltd1" / "onboard"
+from tests.ltd1.onboard import load_onboard
+
 ISP_G0 = 311.0 * 9.80665
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"ltd1_onboard_{name}", ONBOARD / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-guid = _load("guidance")
+guid = load_onboard("guidance")
 Law = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 

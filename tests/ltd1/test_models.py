@@ -7,11 +7,9 @@ rebuilt by ``models/ltd1/build_gnet.py`` and ``models/ltd1/build_trn_corrnet.py`
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import re
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import onnx
@@ -20,6 +18,7 @@ import pytest
 
 from flightai.config.schema import ModelConfig, PortSpec
 from flightai.infer.model_task import ModelTask
+from tests.ltd1.onboard import load_onboard
 
 MODELS = Path(__file__).resolve().parents[2] / "models" / "ltd1"
 OPSET = 17
@@ -66,15 +65,6 @@ def session(name: str) -> ort.InferenceSession:
 def golden(name: str) -> dict[str, np.ndarray]:
     with np.load(MODELS / "golden" / f"{name}.npz") as npz:
         return {key: npz[key] for key in npz.files}
-
-
-def load_onboard(module: str) -> ModuleType:
-    path = MODELS / "onboard" / f"{module}.py"
-    spec = importlib.util.spec_from_file_location(f"ltd1_onboard_{module}_test", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.parametrize("name", sorted(CONTRACT))

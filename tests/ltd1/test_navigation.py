@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
 
-ONBOARD = Path(__file__).resolve().parents[2] / "models" / "ltd1" / "onboard"
+from tests.ltd1.onboard import load_onboard
+
 MS = 1_000_000
 SCALES = (40.0, 10.0, 4.0)
 HALF_EXTENT_M = 1200.0
@@ -20,15 +19,7 @@ DEM_SCALE_M = 20.0
 SLOPE = (0.02, -0.01)  # the synthetic DEM is the plane h = 0.02·x − 0.01·y
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"ltd1_onboard_{name}", ONBOARD / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-nav = _load("navigation")
+nav = load_onboard("navigation")
 
 
 # --- a synthetic map and camera with the documented conventions ------------------------------
