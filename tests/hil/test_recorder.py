@@ -25,6 +25,7 @@ from hil.ports import free_ports
 from hil.record import Recorder, RecorderOptions, Recording, pack_frames, unpack_frames
 from hil.record.fingerprint import BIT_EXACT_FIELDS, bit_exact, fingerprint
 from hil.record.recover import NotARecording, recover
+from tests.integration.bus_harness import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 POLL_LIMIT_S = 60.0  # a bound on waiting for the recorder, never an assertion on speed
@@ -140,13 +141,14 @@ def _recovered_count(torn: Path, scratch: Path, topic: str) -> int:
         return 0
 
 
-def _publish_until(pub: zmq.Socket, done, topic: str = "warm") -> None:
-    deadline, seq = time.monotonic() + POLL_LIMIT_S, 0
-    while not done():
-        assert time.monotonic() < deadline, "the recorder never wrote a chunk"
+def _publish_until(pub: zmq.Socket, done, topic: str = "warm") -> bool:
+    """Publish warm-up messages until ``done()``; False if it never was within the poll bound."""
+    for seq in range(int(POLL_LIMIT_S / 0.01)):
+        if done():
+            return True
         pub.send_multipart(encode(topic, seq, 0))
-        seq += 1
         time.sleep(0.01)
+    return bool(done())
 
 
 def test_a_sigkilled_recorder_loses_at_most_its_open_chunk(tmp_path) -> None:
@@ -165,15 +167,15 @@ def test_a_sigkilled_recorder_loses_at_most_its_open_chunk(tmp_path) -> None:
         assert recorder.stdout is not None
         assert "flightai hil record" in recorder.stdout.readline()
         # the subscription is live once a chunk of warm-up messages is on disk
-        _publish_until(pub, lambda: _recovered_count(torn, tmp_path, "warm") > 0)
+        assert _publish_until(pub, lambda: _recovered_count(torn, tmp_path, "warm") > 0), (
+            "the recorder never wrote a chunk")
         closed = 300
         for seq in range(closed):
             pub.send_multipart(encode("out.test", seq, seq * 20_000_000,
                                       [("x", np.full(16, seq, np.float64))]))
-        deadline = time.monotonic() + POLL_LIMIT_S
-        while _recovered_count(torn, tmp_path, "out.test") < closed:  # its chunk closed on time
-            assert time.monotonic() < deadline, "the chunk never closed on its time bound"
-            time.sleep(0.05)
+        # their chunk closes on its time bound, with no further message
+        assert wait_for(lambda: _recovered_count(torn, tmp_path, "out.test") >= closed,
+                        timeout_s=POLL_LIMIT_S), "the chunk never closed on its time bound"
         total = closed + 50
         for seq in range(closed, total):  # these may still sit in the open chunk when killed
             pub.send_multipart(encode("out.test", seq, seq * 20_000_000,
