@@ -364,7 +364,7 @@ class BusInput:
                     max_t = t_ns
                 else:
                     in_order = False
-                arrived(Sample(topic, t_ns, value))
+                arrived(Sample(topic, t_ns, value, immutable=True))
                 arrived_nbytes(nbytes)
         finally:
             self._buffered, self._arrived_max_t, self._arrived_sorted = buffered, max_t, in_order

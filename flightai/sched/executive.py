@@ -250,7 +250,7 @@ class Executive:
             self._event(t_ns, Severity.WARNING, "input_rejected", "",
                         f"{sample.signal}: {reason.value}")
             return
-        self._values[sample.signal] = frozen(sample.value)
+        self._values[sample.signal] = sample.value if sample.immutable else frozen(sample.value)
         if sample.signal in self._timed:
             self._values[sample.signal + TIME_TAG] = _time_tag(sample.t_ns)
         self._input_t_ns[sample.signal] = sample.t_ns

@@ -21,11 +21,17 @@ from flightai.sched.health import Event, Health
 
 @dataclass(frozen=True)
 class Sample:
-    """One input value for a signal, time-tagged with when it was measured (ns)."""
+    """One input value for a signal, time-tagged with when it was measured (ns).
+
+    ``immutable`` promises that ``value`` is read-only, C-ordered and over
+    memory nobody will ever write (a received frame's bytes): the executive
+    then keeps it as is instead of copying it.
+    """
 
     signal: str
     t_ns: int
     value: npt.NDArray[np.generic]
+    immutable: bool = False
 
 
 @dataclass(frozen=True)

@@ -286,3 +286,21 @@ def test_inputs_reach_tasks_c_ordered_like_the_wire_delivers_them(make_mission) 
                                 source=ListSource([Sample("x", 0, fortran)]))
     executive.run(30 * NS_PER_MS)
     assert executive.value("y").tolist() == [[1.0] * 3] * 2
+
+
+def test_an_immutable_sample_is_kept_as_is_and_any_other_is_copied_read_only(make_mission) -> None:
+    data = base_mission()
+    data["tasks"][0] = {"name": "t", "function": target("layout"), "period_ms": 10,
+                        "inputs": {"x": "x"}, "outputs": {"y": "y"}}
+    data.pop("source")
+    config = make_mission(data)
+    spec = config.signal("x")
+    received = np.frombuffer(np.ones(spec.shape, spec.dtype).tobytes(), spec.dtype)
+    mine = np.ones(spec.shape, spec.dtype)
+    for value, immutable in ((received, True), (mine, False)):
+        executive = build_executive(config, clock=FastClock(), source=ListSource(
+            [Sample("x", 0, value.reshape(spec.shape), immutable=immutable)]))
+        executive.run(10 * NS_PER_MS)
+        kept = executive.value("x")
+        assert np.shares_memory(kept, value) is immutable
+        assert not kept.flags.writeable
