@@ -7,9 +7,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from flightai.admission import admit
 from flightai.config.schema import MissionConfig, ModelConfig, TaskConfig
 from flightai.errors import FlightaiError
+from flightai.fingerprint import fingerprint
 from flightai.infer.session import SessionReport, build_session, read_verified
+from flightai.profile import Profile
 from flightai.pytask import build_from_factory, load_object
 from flightai.sched.table import build_table, format_table
 from flightai.timebase import format_ns
@@ -28,8 +31,13 @@ class CheckResult:
         self.lines.append(f"  PROBLEM: {message}")
 
 
-def check_mission(config: MissionConfig, path: Path) -> CheckResult:
-    """Build the schedule table, admit every model and import every Python task."""
+def check_mission(config: MissionConfig, path: Path, profile: Profile | None = None,
+                  ) -> CheckResult:
+    """Build the schedule table, admit every model and import every Python task.
+
+    With a ``profile`` (``flightai check --profile``), also admit the timing:
+    see :mod:`flightai.admission`.
+    """
     result = CheckResult()
     out = result.lines
     rt = config.runtime
@@ -50,8 +58,11 @@ def check_mission(config: MissionConfig, path: Path) -> CheckResult:
         result.problem(str(exc))
     out.append("")
     out.append("models:")
+    reports = {}
     for model in config.models:
-        _check_model(model, result)
+        report = _check_model(model, result)
+        if report is not None:
+            reports[model.name] = report
     if not config.models:
         out.append("  (none)")
     out.append("")
@@ -68,6 +79,12 @@ def check_mission(config: MissionConfig, path: Path) -> CheckResult:
         _try(result, f"source: factory {src.factory}",
              lambda: build_from_factory(src.factory, config.base_dir, dict(src.params)))
     out.append("")
+    if profile is not None:
+        out.append(f"timing admission (profile of {profile.mission!r}):")
+        admission = admit(config, profile, reports, fingerprint())
+        out.extend(admission.lines)
+        result.problems.extend(admission.problems)
+        out.append("")
     if result.problems:
         out.append(f"FAILED: {len(result.problems)} problem(s)")
     else:
@@ -91,7 +108,7 @@ def _task_row(task: TaskConfig) -> str:
             f"{task.placement.value:<9}  {policy}")
 
 
-def _check_model(model: ModelConfig, result: CheckResult) -> None:
+def _check_model(model: ModelConfig, result: CheckResult) -> SessionReport | None:
     out = result.lines
     out.append(f"  {model.name}: {model.file}")
     ports = "; ".join(f"{p.name} {p.dtype}{list(p.shape)}" for p in model.inputs)
@@ -103,8 +120,9 @@ def _check_model(model: ModelConfig, result: CheckResult) -> None:
         _, report = build_session(model, data)
     except FlightaiError as exc:
         result.problem(str(exc))
-        return
+        return None
     out.extend(_report_lines(report))
+    return report
 
 
 def _report_lines(report: SessionReport) -> list[str]:

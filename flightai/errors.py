@@ -12,6 +12,8 @@ nothing below escapes a frame. The tree::
     │   ├── ProviderError      a required execution provider is not running it
     │   └── ModelLoadError     onnxruntime refused the (verified) bytes
     ├── TaskError              a Python task that cannot be imported or built
+    ├── ProfileError           a timing profile that cannot be read or does not apply
+    ├── ServiceError           a process setting (affinity, priority, memory lock) refused
     └── BusError               a bus socket or its security cannot be set up
 """
 
@@ -76,6 +78,14 @@ class ModelLoadError(ModelError):
 
 class TaskError(FlightaiError):
     """A Python task cannot be imported, built or called as configured."""
+
+
+class ProfileError(FlightaiError):
+    """A timing profile is unreadable, or was made on another board, build or model."""
+
+
+class ServiceError(FlightaiError):
+    """The OS refused a process setting the config asks for (affinity, priority, lock)."""
 
 
 class BusError(FlightaiError):

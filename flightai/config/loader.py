@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from flightai.config.deployment import read_admission, read_process, read_provider_options
 from flightai.config.overrides import apply_overrides
 from flightai.config.reader import Table, describe
 from flightai.config.schema import (
@@ -115,6 +116,8 @@ def _runtime(t: Table) -> RuntimeConfig:
         late_jobs=ext.choice("late_jobs", LateJobs, LateJobs.WAIT),
     )
     ext.finish()
+    process = read_process(t.table("process"))
+    admission = read_admission(t.table("admission"))
     config = RuntimeConfig(
         minor_frame_ms=t.integer("minor_frame_ms", minimum=1, maximum=60_000),
         clock=t.choice("clock", ClockKind, ClockKind.WALL),
@@ -123,6 +126,8 @@ def _runtime(t: Table) -> RuntimeConfig:
         spin_us=t.integer("spin_us", 1000, minimum=0, maximum=100_000),
         freeze_gc=t.boolean("freeze_gc", True),
         external=external,
+        process=process,
+        admission=admission,
     )
     t.finish()
     return config
@@ -217,11 +222,13 @@ def _model(t: Table, base_dir: Path) -> ModelConfig:
     sha = t.string("sha256")
     if not _SHA256.match(sha):
         raise ConfigError(t.key_path("sha256"), "64 lowercase hex digits", describe(sha))
+    providers = t.strings("providers", ("CPUExecutionProvider",), non_empty=True)
     config = ModelConfig(
         name=name, file=file, sha256=sha,
         inputs=tuple(_port(p) for p in t.tables("inputs", required=True)),
         outputs=tuple(_port(p) for p in t.tables("outputs", required=True)),
-        providers=t.strings("providers", ("CPUExecutionProvider",), non_empty=True),
+        providers=providers,
+        provider_options=read_provider_options(t.table("provider_options"), providers, base_dir),
         allow_fallback=t.boolean("allow_fallback", True),
         intra_op_threads=t.integer("intra_op_threads", 1, minimum=1, maximum=64),
         inter_op_threads=t.integer("inter_op_threads", 1, minimum=1, maximum=64),

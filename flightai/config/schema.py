@@ -82,6 +82,40 @@ class ExternalClockConfig:
     late_jobs: LateJobs = LateJobs.WAIT
 
 
+class IfDenied(enum.Enum):
+    """What to do when the OS refuses a process setting (affinity, priority, memory lock)."""
+
+    REFUSE = "refuse"
+    WARN = "warn"
+
+
+@dataclass(frozen=True)
+class ProcessConfig:
+    """Process settings applied by ``flightai run`` before any thread starts.
+
+    Every thread the runtime starts later (onnxruntime pools, workers, bus)
+    inherits them. ``realtime_priority`` 0 keeps the normal scheduler; 1-99
+    asks for ``SCHED_FIFO`` at that priority.
+    """
+
+    cpu_affinity: tuple[int, ...] = ()
+    realtime_priority: int = 0
+    lock_memory: bool = False
+    if_denied: IfDenied = IfDenied.REFUSE
+
+
+@dataclass(frozen=True)
+class AdmissionConfig:
+    """Timing admission: a task's budget must cover its profiled p99.9 plus this margin."""
+
+    margin_pct: int = 20
+    margin_us: int = 50
+
+    def margin_ns(self, p999_ns: int) -> int:
+        """The margin in nanoseconds added to a measured p99.9 of ``p999_ns``."""
+        return p999_ns * self.margin_pct // 100 + self.margin_us * NS_PER_US
+
+
 @dataclass(frozen=True)
 class RuntimeConfig:
     """Executive settings: frame, clock, threads, run length."""
@@ -93,6 +127,8 @@ class RuntimeConfig:
     spin_us: int = 1000
     freeze_gc: bool = True
     external: ExternalClockConfig = field(default_factory=ExternalClockConfig)
+    process: ProcessConfig = field(default_factory=ProcessConfig)
+    admission: AdmissionConfig = field(default_factory=AdmissionConfig)
 
     @property
     def minor_frame_ns(self) -> int:
@@ -143,6 +179,11 @@ class ModelConfig:
     execution_mode: ExecutionMode = ExecutionMode.SEQUENTIAL
     deterministic_compute: bool = True
     warmup_runs: int = 5
+    provider_options: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+    def options_for(self, provider: str) -> dict[str, str]:
+        """The pinned options of ``provider`` (empty when none are configured)."""
+        return dict(next((opts for name, opts in self.provider_options if name == provider), ()))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
 
 from flightai.config.schema import ExecutionMode, GraphOptimization, ModelConfig, PortSpec
 from flightai.errors import ModelHashError, ModelLoadError, ModelSignatureError, ProviderError
+from flightai.infer.providers import require_engines, with_options
 
 CPU = "CPUExecutionProvider"
 
@@ -127,7 +128,9 @@ def pinned_options(config: ModelConfig) -> tuple[tuple[str, str], ...]:
             ("graph_optimization", config.graph_optimization.value),
             ("execution_mode", config.execution_mode.value),
             ("deterministic_compute", str(config.deterministic_compute).lower()),
-            ("onnxruntime", ort.__version__))
+            ("onnxruntime", ort.__version__),
+            *((f"{provider}.{key}", value) for provider, options in config.provider_options
+              for key, value in options))
 
 
 def choose_providers(config: ModelConfig, available: list[str]) -> list[str]:
@@ -150,21 +153,32 @@ def choose_providers(config: ModelConfig, available: list[str]) -> list[str]:
     return chosen
 
 
-def build_session(config: ModelConfig, data: bytes) -> tuple[ort.InferenceSession, SessionReport]:
+def build_session(config: ModelConfig, data: bytes, *, build_engines: bool = False,
+                  ) -> tuple[ort.InferenceSession, SessionReport]:
     """Create the session from verified bytes, check its signature and report providers.
 
+    Args:
+        config: the model entry.
+        data: its verified bytes.
+        build_engines: let TensorRT build missing engines into its cache (only
+            ``flightai profile --build-engines`` does, on the board, never in flight).
+
     Raises:
-        ProviderError: fallback happened and the config forbids it.
+        ProviderError: fallback happened and the config forbids it, or TensorRT
+            has no prebuilt engine.
         ModelSignatureError: inputs or outputs differ from the config.
         ModelLoadError: onnxruntime refused the bytes.
     """
     chosen = choose_providers(config, ort.get_available_providers())
+    if not build_engines:
+        require_engines(config, chosen)
     so = session_options(config)
     if not config.allow_fallback and chosen[0] != CPU:
         # Make onnxruntime fail instead of silently placing nodes on the CPU.
         so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
     with ort_errors(config.name, "create a session"):
-        session = ort.InferenceSession(data, sess_options=so, providers=chosen)
+        session = ort.InferenceSession(data, sess_options=so,
+                                       providers=with_options(config, chosen))
         running = tuple(session.get_providers())
         nodes = _node_placement(session)
     check_signature(config, session)

@@ -154,8 +154,9 @@ UNKNOWN_KEYS = [
     case("mission", "plain", {"mission.title": "x"},
          "mission.title: expected a key of mission (name), got unknown key 'title'"),
     case("runtime", "plain", {"runtime.minor_frame": 10},
-         "runtime.minor_frame: expected a key of runtime (clock, duration_ms, external, "
-         "freeze_gc, minor_frame_ms, spin_us, workers), got unknown key 'minor_frame'"),
+         "runtime.minor_frame: expected a key of runtime (admission, clock, duration_ms, "
+         "external, freeze_gc, minor_frame_ms, process, spin_us, workers), got unknown key "
+         "'minor_frame'"),
     case("runtime.external", "plain", {"runtime.external": {"timeout_ms": 5}},
          "runtime.external.timeout_ms: expected a key of runtime.external (late_jobs, "
          "tick_timeout_ms), got unknown key 'timeout_ms'"),
@@ -165,8 +166,8 @@ UNKNOWN_KEYS = [
     case("models", "model", {"models.0.threads": 2},
          "models[0].threads: expected a key of models[0] (allow_fallback, "
          "deterministic_compute, execution_mode, file, graph_optimization, inputs, "
-         "inter_op_threads, intra_op_threads, name, outputs, providers, sha256, spinning, "
-         "warmup_runs), got unknown key 'threads'"),
+         "inter_op_threads, intra_op_threads, name, outputs, provider_options, providers, "
+         "sha256, spinning, warmup_runs), got unknown key 'threads'"),
     case("models.port", "model", {"models.0.outputs.0.layout": "nchw"},
          "models[0].outputs[0].layout: expected a key of models[0].outputs[0] (dtype, name, "
          "shape), got unknown key 'layout'"),
