@@ -12,12 +12,12 @@ import sys
 import threading
 from pathlib import Path
 
-from hil.record.fingerprint import bit_exact, fingerprint
+from hil.record.fingerprint import bit_exact
 from hil.record.reader import Recording
 from hil.record.recorder import META_PLATFORM, Recorder, RecorderOptions
 from hil.record.recover import NotARecording, recover
+from hil.replay.cli import add_player_options, run_replay
 from hil.replay.compare import Comparison, Tolerance, compare, recorded_publications
-from hil.replay.player import replay
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,8 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     fix.add_argument("torn", type=Path)
     fix.add_argument("fixed", type=Path)
     fix.set_defaults(handler=_cmd_recover)
-    play = sub.add_parser("replay", help="replay a recording in-process (fast) and compare "
-                                         "the outputs with the recorded ones")
+    play = sub.add_parser("replay", help="replay a recording into a runtime (in-process or over "
+                                         "the bus) and compare the outputs with the recorded ones")
     play.add_argument("recording", type=Path, metavar="RUN.MCAP")
     play.add_argument("--mission", type=Path,
                       help="replay with this mission file (default: the recorded mission, "
@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     play.add_argument("--set", dest="overrides", action="append", default=[],
                       metavar="KEY.PATH=VALUE", help="extra mission override (repeatable)")
     _tolerance_option(play)
-    play.set_defaults(handler=_cmd_replay)
+    add_player_options(play)
+    play.set_defaults(handler=run_replay)
     both = sub.add_parser("compare", help="compare the outputs of two recordings")
     both.add_argument("reference", type=Path, metavar="A.MCAP")
     both.add_argument("other", type=Path, metavar="B.MCAP")
@@ -111,18 +112,6 @@ def _cmd_recover(args: argparse.Namespace) -> int:
         return 1
     print(f"flightai hil recover: {args.fixed}: {report.summary()}")
     return 0
-
-
-def _cmd_replay(args: argparse.Namespace) -> int:
-    recording = Recording(args.recording)
-    result = replay(recording, args.mission, args.overrides, args.workers)
-    print(f"flightai hil replay: {result.frames} frames, {result.samples} samples, "
-          f"{len(result.publications)} publications in {result.wall_s:.2f} s "
-          f"({result.speed:.1f}x real time); output digest {result.digest}")
-    same = bit_exact(recording.metadata.get(META_PLATFORM, {}), fingerprint())
-    comparison = compare(recorded_publications(recording), result.publications,
-                         bit_exact=same, tolerances=dict(args.tolerances))
-    return _verdict("replay", comparison)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:

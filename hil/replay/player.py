@@ -1,19 +1,35 @@
-"""Fast replay: a recording's sensor samples and ticks, fed to an in-process runtime.
+"""Replay a recording's sensor samples and ticks into a runtime, in-process or over the bus.
 
 The recorded mission (its text and overrides, from the ``flightai.config``
 metadata) is rebuilt with its relative paths resolved from the original mission
-folder, and its executive runs on the fast clock. Every ``to_runtime`` message
-but the ticks is a sensor sample; the ticks only say which frame each sample
-reached. As on the bus (``flightai.bus.inbound``), a sample sent before the tick
-of instant ``t`` is available from frame ``t`` on and is taken at the first
-frame at or after its measurement time, in (time, arrival) order. The live run
-was stopped after its last tick's frame, so the replay runs exactly the recorded
-frames. Real-time and lockstep players would feed the same :class:`RecordedInputs`
-to another clock or to a runtime over the bus.
+folder. Every ``to_runtime`` message but the ticks is a sensor sample; the
+ticks say which frame each sample reached. As on the bus
+(``flightai.bus.inbound``), a sample sent before the tick of instant ``t`` is
+available from frame ``t`` on and is taken at the first frame at or after its
+measurement time, in (time, arrival) order. The live run was stopped after its
+last tick's frame, so the replay runs exactly the recorded frames.
+
+Three modes (:class:`Mode`):
+
+* ``fast``: in-process on the fast clock, as fast as the tasks compute.
+* ``lockstep``: in-process on the external clock, the player feeding it the
+  recorded ticks one by one; over the bus, the recorded samples and tick of
+  each frame are sent, then the player waits for the frame mark (as the
+  flight-software stub does). Over the bus, ``fast`` is this same protocol:
+  the inputs of frame ``t + 1`` must not reach the runtime before frame ``t``
+  ran, or it would see them a frame early.
+* ``realtime``: as ``lockstep`` (bus) or ``fast`` (in-process), each frame
+  released at its mission time on the wall clock, times ``rate``.
+
+Every mode runs the mission from time 0: frames before the window's
+``start_ns`` are a seek (never paced or stepped), and the replay ends at
+``stop_ns``. :func:`compare_replay` compares the window's publications with the
+recorded ones.
 """
 
 from __future__ import annotations
 
+import enum
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -26,16 +42,29 @@ from flightai.config.loader import load_mission, parse_mission
 from flightai.config.overrides import apply_overrides
 from flightai.config.schema import MissionConfig
 from flightai.runtime import build_executive
-from flightai.sched.clock import FastClock
+from flightai.sched.clock import Clock, ExternalClock, FastClock
 from flightai.sched.io import DigestSink, MemorySink, Publication, Sample
 from flightai.timebase import NS_PER_S
+from hil.record.fingerprint import bit_exact, fingerprint
 from hil.record.reader import Recording
-from hil.record.recorder import META_CONFIG, TO_RUNTIME
+from hil.record.recorder import META_CONFIG, META_PLATFORM, TO_RUNTIME
+from hil.replay.compare import Comparison, Tolerance, compare, recorded_publications
+from hil.replay.control import FrameControl, RichProgress, Stepper
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+Frames = tuple[bytes, ...]
+
+
+class Mode(enum.Enum):
+    """How frames are paced."""
+
+    FAST = "fast"
+    LOCKSTEP = "lockstep"
+    REAL_TIME = "realtime"
 
 
 def recorded_config(recording: Recording, mission: Path | None = None,
@@ -53,13 +82,19 @@ def recorded_config(recording: Recording, mission: Path | None = None,
         ConfigError: the mission (with its overrides) does not validate.
     """
     meta = recording.metadata.get(META_CONFIG, {})
-    recorded = [line for line in meta.get("overrides", "").splitlines() if line]
+    recorded = recorded_overrides(recording)
     if mission is not None:
         return load_mission(mission, [*recorded, *overrides])
     if "mission_toml" not in meta or "mission_path" not in meta:
         raise ValueError("the recording holds no mission config: give the mission file")
     data = apply_overrides(tomllib.loads(meta["mission_toml"]), [*recorded, *overrides])
     return parse_mission(data, Path(meta["mission_path"]).resolve().parent)
+
+
+def recorded_overrides(recording: Recording) -> list[str]:
+    """The ``--set`` overrides the recorded runtime ran with."""
+    meta = recording.metadata.get(META_CONFIG, {})
+    return [line for line in meta.get("overrides", "").splitlines() if line]
 
 
 class RecordedInputs:
@@ -72,16 +107,21 @@ class RecordedInputs:
         ticks: the tick instants, in recorded order.
         samples: sensor samples recorded (before the last tick).
         unreadable: ``to_runtime`` messages the wire decoder refuses (the runtime
-            refused them too, so they are not replayed).
+            refused them too, so they are not replayed in-process).
+        sent: per tick, the wire frames of every message sent before it and after
+            the previous tick (unreadable ones included), as recorded.
+        tick_frames: per tick, the tick's own wire frames.
     """
 
     def __init__(self, recording: Recording) -> None:
         self.ticks: list[int] = []
-        self.samples = 0
         self.unreadable = 0
+        self.sent: list[list[Frames]] = []
+        self.tick_frames: list[Frames] = []
         #: per tick: the samples sent before it and after the previous tick
         self._batches: list[list[Sample]] = []
         batch: list[Sample] = []
+        raw: list[Frames] = []
         for recorded in recording.messages:
             if recorded.direction != TO_RUNTIME:
                 continue
@@ -89,15 +129,27 @@ class RecordedInputs:
                 message = recorded.decode()
             except WireError:
                 self.unreadable += 1
+                raw.append(recorded.frames)
                 continue
             if message.topic == TICK_TOPIC:
                 self.ticks.append(message.t_ns)
+                self.tick_frames.append(recorded.frames)
                 self._batches.append(batch)
-                batch = []
+                self.sent.append(raw)
+                batch, raw = [], []
             else:
+                raw.append(recorded.frames)
                 batch.extend(Sample(message.topic, message.t_ns, value)
                              for _, value in message.arrays)
         self.samples = sum(len(b) for b in self._batches)
+        self.rewind()
+
+    def samples_before(self, end_ns: int) -> int:
+        """Sensor samples sent before the ticks of instants up to ``end_ns`` (excluded)."""
+        return sum(len(b) for t, b in zip(self.ticks, self._batches, strict=True) if t < end_ns)
+
+    def rewind(self) -> None:
+        """Start over from the first tick (for another pass)."""
         self._next_tick = 0
         self._pending: list[Sample] = []
 
@@ -122,13 +174,20 @@ class ReplayResult:
     """What a replay published.
 
     Attributes:
-        publications: every publication, in order.
-        digest: the output digest (:class:`~flightai.sched.io.DigestSink`), as the
-            runtime logs it.
+        publications: every publication, in order (the seek before ``start_ns``
+            included).
+        digest: the output digest (:class:`~flightai.sched.io.DigestSink`) of
+            ``publications``, as the runtime logs it.
         frames: frames run.
         samples: sensor samples replayed.
-        mission_ns: mission time covered (last tick instant plus one frame).
+        mission_ns: the mission time the replay ended at (excluded): the last
+            tick instant plus one frame, or ``stop_ns``, or where it was quit.
         wall_s: wall time of the run (tasks loaded and warmed up excluded).
+        mode: the mode it ran in.
+        target: ``in-process`` or the runtime's sensors endpoint.
+        start_ns: the window's start (frames before it were a seek).
+        quit: the user quit (step mode) before the end.
+        max_lag_ms: real time only: how late the latest frame was released.
     """
 
     publications: tuple[Publication, ...]
@@ -137,16 +196,34 @@ class ReplayResult:
     samples: int
     mission_ns: int
     wall_s: float
+    mode: Mode = Mode.FAST
+    target: str = "in-process"
+    start_ns: int = 0
+    quit: bool = False
+    max_lag_ms: float = 0.0
 
     @property
     def speed(self) -> float:
         """Mission time replayed per wall second (a multiple of real time)."""
         return self.mission_ns / NS_PER_S / self.wall_s if self.wall_s > 0 else float("inf")
 
+    def window(self) -> list[Publication]:
+        """The publications of the window, ``start_ns`` to ``mission_ns``."""
+        return in_window(self.publications, self.start_ns, self.mission_ns)
+
+
+def in_window(publications: Iterable[Publication], start_ns: int,
+              end_ns: int) -> list[Publication]:
+    """The publications made at ``start_ns <= t_ns < end_ns``."""
+    return [p for p in publications if start_ns <= p.t_ns < end_ns]
+
 
 def replay(recording: Recording | str | Path, mission: Path | None = None,
-           overrides: Iterable[str] = (), workers: int | None = None) -> ReplayResult:
-    """Replay a recording as fast as the tasks run and collect what the runtime publishes.
+           overrides: Iterable[str] = (), workers: int | None = None, *,
+           mode: Mode = Mode.FAST, rate: float = 1.0, start_ns: int = 0,
+           stop_ns: int | None = None, bus: BusTarget | None = None,
+           control: ControlFactory | None = None) -> ReplayResult:
+    """Replay a recording and collect what the runtime publishes.
 
     Args:
         recording: a recording (or its path) with the mission, samples and ticks.
@@ -154,22 +231,158 @@ def replay(recording: Recording | str | Path, mission: Path | None = None,
             (:func:`recorded_config`).
         overrides: extra mission overrides.
         workers: worker threads (the outputs do not depend on it).
+        mode: fast, lockstep or real time (see the module's description).
+        rate: real time multiplied by this (``realtime`` only).
+        start_ns: mission time the window starts at: earlier frames are a seek.
+        stop_ns: mission time to stop at (default: after the last recorded tick).
+        bus: replay into a runtime over the bus (a child process or a running
+            one) instead of in-process.
+        control: builds the progress display and stepper from the frame and the
+            window (default: none, as fast as the mode allows).
 
     Raises:
-        ValueError: the recording has no ticks or no mission.
+        ValueError: the recording has no ticks or no mission, or a bad window.
     """
     if not isinstance(recording, Recording):
         recording = Recording(recording)
-    config = recorded_config(recording, mission, list(overrides))
     inputs = RecordedInputs(recording)
     if not inputs.ticks:
         raise ValueError("the recording holds no ticks: nothing to replay")
+    config = recorded_config(recording, mission, list(overrides))
+    frame_ns = config.runtime.minor_frame_ns
+    end_ns = inputs.ticks[-1] + frame_ns
+    if stop_ns is not None:
+        end_ns = min(end_ns, stop_ns)
+    if not 0 <= start_ns < end_ns:
+        raise ValueError(f"window: expected 0 <= start < stop <= {end_ns} ns, "
+                         f"got start {start_ns}, stop {end_ns}")
+    paced = rate if mode is Mode.REAL_TIME else None
+    frame_control = (control or _no_control)(frame_ns, start_ns, end_ns, paced)
+    try:
+        if bus is not None:
+            from hil.replay.bus import replay_over_bus
+
+            return replay_over_bus(recording, inputs, config, bus, frame_control, mode=mode,
+                                   mission=mission, overrides=list(overrides), workers=workers)
+        return _in_process(config, inputs, frame_control, mode=mode, workers=workers)
+    finally:
+        frame_control.close()
+
+
+class ControlFactory:
+    """Builds a :class:`FrameControl` for one replay (progress bar, stepper).
+
+    Args:
+        progress: show a rich progress bar.
+        stepper: step frame by frame with this (see :class:`~hil.replay.control.Stepper`).
+    """
+
+    def __init__(self, progress: bool = False, stepper: Stepper | None = None) -> None:
+        self.progress = progress
+        self.stepper = stepper
+
+    def __call__(self, frame_ns: int, start_ns: int, end_ns: int,
+                 rate: float | None) -> FrameControl:
+        """The control of a replay of ``start_ns`` to ``end_ns`` paced at ``rate``."""
+        progress = RichProgress(end_ns) if self.progress else None
+        return FrameControl(frame_ns, start_ns, end_ns, rate=rate, stepper=self.stepper,
+                            progress=progress)
+
+
+def _no_control(frame_ns: int, start_ns: int, end_ns: int, rate: float | None) -> FrameControl:
+    return FrameControl(frame_ns, start_ns, end_ns, rate=rate)
+
+
+class _ControlledClock:
+    """A virtual clock (jobs awaited at their deadlines) that consults the control per frame."""
+
+    real_time = False
+
+    def __init__(self, control: FrameControl) -> None:
+        self._control = control
+        self._stopped = False
+
+    def start(self, t0_ns: int) -> None:
+        """Nothing to anchor: the control paces."""
+
+    def wait_until(self, t_ns: int) -> bool:
+        """Ask the control (pace, step, progress); False once quit or stopped."""
+        if self._stopped:
+            return False
+        return self._control.before_frame(t_ns)
+
+    def lateness_ns(self, t_ns: int) -> int:
+        """Always on time (logical)."""
+        return 0
+
+    def stop(self) -> None:
+        """Make later waits return False."""
+        self._stopped = True
+
+
+def _lockstep_clock(inputs: RecordedInputs, control: FrameControl) -> ExternalClock:
+    """An external clock fed the recorded ticks one by one, as a lockstep peer would."""
+    clock = ExternalClock(NS_PER_S)
+    ticks = iter(inputs.ticks)
+
+    def pump(max_wait_ns: int) -> None:
+        t_ns = next(ticks, None)
+        if t_ns is None or not control.before_frame(t_ns):
+            clock.stop()
+            return
+        clock.tick(t_ns)
+
+    clock.set_pump(pump)
+    return clock
+
+
+def _in_process(config: MissionConfig, inputs: RecordedInputs, control: FrameControl, *,
+                mode: Mode, workers: int | None) -> ReplayResult:
+    clock: Clock
+    if mode is Mode.LOCKSTEP:
+        clock = _lockstep_clock(inputs, control)
+    elif control.passive:
+        clock = FastClock()
+    else:
+        clock = _ControlledClock(control)
     memory, digest = MemorySink(), DigestSink()
-    executive = build_executive(config, clock=FastClock(), source=inputs,
-                                sinks=[memory, digest], workers=workers)
-    end_ns = inputs.ticks[-1] + config.runtime.minor_frame_ns
+    inputs.rewind()
+    executive = build_executive(config, clock=clock, source=inputs, sinks=[memory, digest],
+                                workers=workers)
     start = time.perf_counter()
-    executive.run(end_ns)
+    executive.run(control.end_ns)
     wall_s = time.perf_counter() - start
-    return ReplayResult(tuple(memory.publications), digest.hexdigest(), executive.health.frames,
-                        inputs.samples, end_ns, wall_s)
+    frames = executive.health.frames
+    end_ns = control.end_ns if not control.quit else frames * config.runtime.minor_frame_ns
+    return ReplayResult(tuple(memory.publications), digest.hexdigest(), frames,
+                        inputs.samples_before(end_ns), end_ns, wall_s, mode, "in-process",
+                        control.start_ns, control.quit, control.max_lag_ns / 1e6)
+
+
+@dataclass(frozen=True)
+class BusTarget:
+    """A runtime to replay into over the bus.
+
+    Attributes:
+        endpoints: (sensors, outputs, commands) of a runtime already running on
+            the external clock, fresh (at mission time 0); None starts a child
+            process ``flightai run MISSION --clock external`` on free loopback ports.
+        frame_timeout_s: how long to wait for a frame mark before giving up.
+        log: where the child runtime's output goes (default: a temporary file).
+    """
+
+    endpoints: tuple[str, str, str] | None = None
+    frame_timeout_s: float = 10.0
+    log: Path | None = None
+
+
+def compare_replay(recording: Recording, result: ReplayResult,
+                   tolerances: dict[str, Tolerance] | None = None) -> Comparison:
+    """Compare a replay's window with the recorded publications of the same window.
+
+    Bit for bit when the recording's platform fingerprint matches this machine's,
+    else within ``tolerances``.
+    """
+    same = bit_exact(recording.metadata.get(META_PLATFORM, {}), fingerprint())
+    recorded = in_window(recorded_publications(recording), result.start_ns, result.mission_ns)
+    return compare(recorded, result.window(), bit_exact=same, tolerances=tolerances)
