@@ -12,12 +12,14 @@ import sys
 import threading
 from pathlib import Path
 
+from hil.campaign.cli import add_commands as add_campaign_commands
 from hil.record.fingerprint import bit_exact
 from hil.record.reader import Recording
 from hil.record.recorder import META_PLATFORM, Recorder, RecorderOptions
 from hil.record.recover import NotARecording, recover
 from hil.replay.cli import add_player_options, run_replay
 from hil.replay.compare import Comparison, Tolerance, compare, recorded_publications
+from hil.report.command import add_parser as add_report_parser
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     both.add_argument("other", type=Path, metavar="B.MCAP")
     _tolerance_option(both)
     both.set_defaults(handler=_cmd_compare)
+    add_campaign_commands(sub)
+    add_report_parser(sub)
     return parser
 
 

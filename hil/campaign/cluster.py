@@ -1,0 +1,33 @@
+"""A Dask client: a local cluster of worker processes by default, or any scheduler address."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dask
+from distributed import Client, LocalCluster
+
+WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+"""Set in each local worker before it starts: one BLAS thread per single-threaded worker."""
+
+
+@contextmanager
+def open_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Client]:
+    """A client of ``scheduler`` (``tcp://host:port``) or of a new local cluster.
+
+    The local cluster has ``workers`` worker processes of one thread each on
+    loopback, no dashboard, and BLAS limited to one thread per worker
+    (:data:`WORKER_ENV`, set before the worker process starts). A remote
+    cluster's workers must be set up the same way (``docs/campaigns.md``).
+    """
+    if scheduler is not None:
+        with Client(scheduler) as client:  # type: ignore[no-untyped-call]
+            yield client
+        return
+    environ = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_ENV.items()}
+    with dask.config.set(environ), \
+            LocalCluster(n_workers=workers, threads_per_worker=1,  # type: ignore[no-untyped-call]
+                         processes=True, host="127.0.0.1", dashboard_address=None) as cluster, \
+            Client(cluster) as client:  # type: ignore[no-untyped-call]
+        yield client

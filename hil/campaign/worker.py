@@ -1,0 +1,114 @@
+"""Fly one campaign case on a worker: models loaded once per worker thread, tasks fresh per case.
+
+onnxruntime sessions are never pickled: each worker process builds them on
+first use and keeps them in :data:`_SESSIONS`, keyed by the thread, the task
+and the model's full configuration (file, SHA-256, options), so a changed
+model or option loads anew. A session is a pure function of its input (model
+contract), so reusing one gives the same outputs as a fresh load; the Python
+tasks (navigation filter, command, TRN preparation) carry state and are built
+fresh for every case.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from flightai.config.loader import parse_mission
+from flightai.config.overrides import apply_overrides
+from flightai.config.schema import MissionConfig
+from flightai.errors import TaskError
+from flightai.infer.model_task import ModelTask
+from flightai.infer.session import SessionReport
+from flightai.pytask import FactoryTask, FunctionTask, build_from_factory, load_object
+from flightai.runtime import LoadedTasks
+from flightai.sched.task import Task
+from hil.campaign.cases import CampaignSpec, CaseSpec
+from hil.ltd1.dispersions import draw_case
+from hil.ltd1.loop import fly
+from hil.record.fingerprint import fingerprint
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+_SESSIONS: dict[tuple[int, str, str], ModelTask] = {}
+"""This process's loaded models: (thread id, task, repr of the model config) -> task."""
+
+
+def campaign_config(campaign: CampaignSpec) -> MissionConfig:
+    """The mission the campaign flies: its text with its overrides, paths from its folder."""
+    data = apply_overrides(tomllib.loads(campaign.mission_text), campaign.overrides)
+    return parse_mission(data, Path(campaign.base_dir))
+
+
+def load_tasks_cached(config: MissionConfig) -> LoadedTasks:
+    """Every task of ``config``: models from this thread's cache, Python tasks built fresh.
+
+    Raises:
+        ModelError: a model is refused (hash, signature, provider, onnxruntime).
+        TaskError: a Python task cannot be imported or built.
+    """
+    reports: dict[str, SessionReport] = {}
+    tasks: dict[str, Task] = {}
+    for task in config.tasks:
+        if task.model is not None:
+            model_config = config.model(task.model)
+            key = (threading.get_ident(), task.name, repr(model_config))
+            model = _SESSIONS.get(key)
+            if model is None:
+                model = _SESSIONS[key] = ModelTask.load(model_config)
+            reports.setdefault(task.model, model.report)
+            tasks[task.name] = model
+        elif task.function is not None:
+            function = load_object(task.function, config.base_dir)
+            if not callable(function):
+                raise TaskError(f"{task.function}: not callable")
+            tasks[task.name] = FunctionTask(task.function, function)
+        else:
+            assert task.factory is not None
+            instance = build_from_factory(task.factory, config.base_dir, dict(task.params))
+            tasks[task.name] = FactoryTask(task.factory, instance)
+    return LoadedTasks(tasks, reports)
+
+
+def fly_case(case: CaseSpec, session: str = "", *, cached: bool = True) -> dict[str, Any]:
+    """Fly one case in-process on the fast clock; its full record as plain data.
+
+    Args:
+        case: the case.
+        session: the id of the run that submitted it (kept under ``run``).
+        cached: reuse this worker's sessions (False: load every model afresh).
+
+    Returns:
+        ``key``, ``index``, ``seed``, ``dispersion``, ``config``, ``models``,
+        ``platform``, ``record`` (:meth:`FlightRecord.to_json`), ``replay`` (the
+        one-line command) and ``run`` (wall time, worker host and pid, session:
+        how it ran, not what it gave).
+    """
+    wall_start = time.perf_counter()
+    campaign = case.campaign
+    config = campaign_config(campaign)
+    loaded = load_tasks_cached(config) if cached else None
+    dispersed = draw_case(case.seed, nominal=campaign.nominal, stress_sun=campaign.stress_sun)
+    record = fly(config, dispersed, loaded=loaded)
+    return {
+        "key": case.key,
+        "index": case.index,
+        "seed": case.seed_record(),
+        "dispersion": dataclasses.asdict(dispersed),
+        "config": {"mission": campaign.mission, **campaign.config_identity()},
+        "models": {m.name: m.sha256 for m in config.models},
+        "platform": fingerprint(),
+        "record": record.to_json(),
+        "replay": case.replay_command(),
+        "run": {"wall_s": round(time.perf_counter() - wall_start, 3),
+                "host": socket.gethostname(), "pid": os.getpid(), "session": session},
+    }
