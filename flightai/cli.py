@@ -14,8 +14,9 @@ from pathlib import Path
 from flightai import __version__
 from flightai.bus.server import BusServer
 from flightai.check import check_mission
+from flightai.cli_bundle import add_bundle_commands, add_bundle_options, bundle_status, open_mission
 from flightai.cli_bus import add_bus_commands
-from flightai.config import ClockKind, load_mission
+from flightai.config import ClockKind
 from flightai.config.schema import MissionConfig
 from flightai.errors import FlightaiError
 from flightai.runtime import build_executive, load_tasks, make_clock, make_source
@@ -53,11 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"flightai {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = sub.add_parser("check", help="validate a mission: schedule, models, providers, code")
-    check.add_argument("mission", type=Path)
+    check.add_argument("mission", type=Path, nargs="?")
+    add_bundle_options(check)
     _add_set(check)
     check.set_defaults(handler=_cmd_check)
     run = sub.add_parser("run", help="run a mission until stopped (SIGINT/SIGTERM) or for a time")
-    run.add_argument("mission", type=Path)
+    run.add_argument("mission", type=Path, nargs="?")
+    add_bundle_options(run)
     _add_set(run)
     run.add_argument("--clock", choices=[c.value for c in ClockKind],
                      help="override runtime.clock")
@@ -66,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no status line, only the summary")
     run.set_defaults(handler=_cmd_run)
     add_bus_commands(sub)
+    add_bundle_commands(sub)
     sub.add_parser("demo", help="fly one LTD-1 descent: simulator + flight-software stub and "
                    "the runtime as two processes (needs flightai[hil])", add_help=False)
     sub.add_parser("hil", help="bench and ground tools (needs flightai[hil])", add_help=False)
@@ -81,8 +85,10 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    config = load_mission(args.mission, args.overrides)
-    result = check_mission(config, args.mission)
+    config, path, bundled = open_mission(args)
+    if bundled is not None:
+        print(f"OK: {bundled.bundle.describe()}")
+    result = check_mission(config, path)
     print("\n".join(result.lines))
     return 1 if result.problems else 0
 
@@ -107,7 +113,8 @@ class _ConsoleSink:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    config = load_mission(args.mission, args.overrides)
+    config, _, bundled = open_mission(args)
+    args.bundle_status = bundle_status(bundled)
     clock_kind = ClockKind(args.clock) if args.clock else config.runtime.clock
     if clock_kind is ClockKind.EXTERNAL and config.bus is None:
         print("flightai: error: the external clock is driven by ticks on the bus, and this "
@@ -137,7 +144,7 @@ def _run_with(config: MissionConfig, args: argparse.Namespace, clock: Clock,
     executive = build_executive(config, clock=clock, source=ChainSource(sources), sinks=sinks,
                                 workers=args.workers, loaded=loaded)
     if bus is not None:
-        bus.attach(executive, loaded.reports)
+        bus.attach(executive, loaded.reports, bundle=args.bundle_status)
         bus.start()
         assert config.bus is not None
         print(f"flightai: bus: sensors {config.bus.sensors}, outputs {config.bus.outputs}, "
@@ -149,6 +156,8 @@ def _run_with(config: MissionConfig, args: argparse.Namespace, clock: Clock,
         signal.signal(signum, lambda *_: executive.stop())
     print(f"flightai: {config.name} READY; running on the {clock_kind.value} clock with "
           f"{args.workers or config.runtime.workers} workers"
+          + (f" from bundle {args.bundle_status['id']} version {args.bundle_status['version']}"
+             if args.bundle_status else "")
           + (f" for {format_ns(duration_ns)}" if duration_ns else " until stopped (Ctrl-C)"))
     done = threading.Event()
     if not args.quiet:

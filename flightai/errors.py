@@ -14,7 +14,8 @@ nothing below escapes a frame. The tree::
     ├── TaskError              a Python task that cannot be imported or built
     ├── ProfileError           a timing profile that cannot be read or does not apply
     ├── ServiceError           a process setting (affinity, priority, memory lock) refused
-    └── BusError               a bus socket or its security cannot be set up
+    ├── BusError               a bus socket or its security cannot be set up
+    └── BundleError            a mission bundle refused, or an install that failed
 """
 
 from __future__ import annotations
@@ -90,3 +91,17 @@ class ServiceError(FlightaiError):
 
 class BusError(FlightaiError):
     """A bus socket or its security could not be set up (translated from pyzmq)."""
+
+
+class BundleError(FlightaiError):
+    """A mission bundle was refused (signature, hashes, paths, rollback) or failed to install.
+
+    Args:
+        reason: a short code from :class:`flightai.bundle.refusal.Refusal`.
+        detail: what was found, naming the file or key involved.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"bundle refused ({reason}): {detail}")

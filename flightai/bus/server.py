@@ -63,6 +63,7 @@ class BusServer:
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self._executive: Executive | None = None
         self._models: dict[str, Any] = {}
+        self._bundle: dict[str, Any] | None = None
         self.security: Security | None = None
         self.ticks_ignored = 0
         try:
@@ -92,9 +93,15 @@ class BusServer:
         self._thread: threading.Thread | None = None
 
     def attach(self, executive: Executive,
-               models: Mapping[str, SessionReport] | None = None) -> None:
-        """Give commands their target, and health the model reports (before :meth:`start`)."""
+               models: Mapping[str, SessionReport] | None = None,
+               bundle: Mapping[str, Any] | None = None) -> None:
+        """Give commands their target, and health the model reports (before :meth:`start`).
+
+        ``bundle`` is the active bundle's id, version and mission (health key
+        ``bundle``; nil when the mission was not loaded from a bundle).
+        """
         self._executive = executive
+        self._bundle = dict(bundle) if bundle is not None else None
         self._models = {
             name: {"sha256": r.sha256, "providers": list(r.running), "fallback": r.fallback,
                    "nodes_by_provider": dict(r.nodes_by_provider)}
@@ -190,4 +197,5 @@ class BusServer:
             "commands": {"accepted": processor.accepted if processor else 0,
                          "rejected": dict(processor.rejected) if processor else {}},
             "models": self._models,
+            "bundle": self._bundle,
         }

@@ -17,6 +17,7 @@ from flightai.config.deployment import read_admission, read_process, read_provid
 from flightai.config.overrides import apply_overrides
 from flightai.config.reader import Table, describe
 from flightai.config.schema import (
+    BundleConfig,
     BusConfig,
     ClockKind,
     CommandClass,
@@ -92,10 +93,11 @@ def parse_mission(data: Mapping[str, Any], base_dir: Path) -> MissionConfig:
     source = _source(source_table) if root.has("source") else None
     bus_table = root.table("bus")
     bus = _bus(bus_table, base_dir) if root.has("bus") else None
+    bundle = _bundle(root.table("bundle"))
     root.finish()
     config = MissionConfig(name=name, base_dir=base_dir, runtime=runtime, signals=signals,
                            models=models, tasks=tasks, guards=guards, safe=safe, source=source,
-                           bus=bus)
+                           bus=bus, bundle=bundle)
     _cross_check(config)
     return config
 
@@ -344,6 +346,17 @@ def _source(t: Table) -> SourceConfig:
     config = SourceConfig(factory=factory, params=_params(t))
     t.finish()
     return config
+
+
+def _bundle(t: Table) -> BundleConfig:
+    include = t.strings("include", ())
+    for i, item in enumerate(include):
+        parts = item.split("/")
+        if item.startswith("/") or "\\" in item or any(p in ("", ".", "..") for p in parts):
+            raise ConfigError(f"{t.key_path('include')}[{i}]", "a path relative to the mission "
+                              "folder, inside it ('/' separators, no '..')", repr(item))
+    t.finish()
+    return BundleConfig(include=include)
 
 
 def _unique(items: list[str], path: str, what: str) -> None:

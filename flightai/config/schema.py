@@ -179,6 +179,8 @@ class ModelConfig:
     execution_mode: ExecutionMode = ExecutionMode.SEQUENTIAL
     deterministic_compute: bool = True
     warmup_runs: int = 5
+    #: The model's bytes when they come from a verified bundle (then ``file`` is not read).
+    data: bytes | None = field(default=None, repr=False, compare=False)
     provider_options: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
     def options_for(self, provider: str) -> dict[str, str]:
@@ -303,6 +305,13 @@ class BusConfig:
 
 
 @dataclass(frozen=True)
+class BundleConfig:
+    """What ``flightai bundle build`` packs besides the config, its models and its code."""
+
+    include: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class MissionConfig:
     """A whole mission file, validated and cross-checked."""
 
@@ -316,6 +325,7 @@ class MissionConfig:
     safe: SafeConfig = field(default_factory=SafeConfig)
     source: SourceConfig | None = None
     bus: BusConfig | None = None
+    bundle: BundleConfig = field(default_factory=BundleConfig)
 
     def signal(self, name: str) -> SignalSpec:
         """Return the signal called ``name``, or the int64 [1] spec of a ``sig@t_ns`` tag."""

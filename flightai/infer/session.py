@@ -87,12 +87,15 @@ def sha256_hex(data: bytes) -> str:
 def read_verified(config: ModelConfig) -> bytes:
     """Read the model file once and return its bytes if the SHA-256 matches.
 
+    A model from a verified bundle carries its bytes (``config.data``): they
+    are checked against the configured hash the same way, and no file is read.
+
     Raises:
         ModelHashError: with both hashes, before onnxruntime is involved.
         ModelLoadError: when the file cannot be read.
     """
     try:
-        data = config.file.read_bytes()
+        data = config.data if config.data is not None else config.file.read_bytes()
     except OSError as exc:
         raise ModelLoadError(f"model {config.name!r}: cannot read {config.file}: "
                              f"{exc.strerror or exc}") from exc

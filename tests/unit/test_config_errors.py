@@ -149,8 +149,8 @@ def case(id: str, base: str, edits: dict[str, Any], message: str) -> Any:
 
 UNKNOWN_KEYS = [
     case("root", "plain", {"bogus": 1},
-         "bogus: expected a key of the document (bus, guards, mission, models, runtime, safe, "
-         "signals, source, tasks), got unknown key 'bogus'"),
+         "bogus: expected a key of the document (bundle, bus, guards, mission, models, runtime, "
+         "safe, signals, source, tasks), got unknown key 'bogus'"),
     case("mission", "plain", {"mission.title": "x"},
          "mission.title: expected a key of mission (name), got unknown key 'title'"),
     case("runtime", "plain", {"runtime.minor_frame": 10},
