@@ -19,6 +19,7 @@ from hil.record.recorder import META_PLATFORM, Recorder, RecorderOptions
 from hil.record.recover import NotARecording, recover
 from hil.replay.cli import add_player_options, run_replay
 from hil.replay.compare import Comparison, Tolerance, compare, recorded_publications
+from hil.report.command import add_parser as add_report_parser
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     _tolerance_option(both)
     both.set_defaults(handler=_cmd_compare)
     add_campaign_commands(sub)
+    add_report_parser(sub)
     return parser
 
 

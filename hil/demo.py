@@ -30,6 +30,7 @@ from hil.ports import free_ports
 
 if TYPE_CHECKING:
     from hil.record.recorder import Recorder
+    from hil.verdict.truth import TruthRecorder
 
 MISSIONS = Path(__file__).resolve().parent.parent / "models" / "ltd1"
 CONFIGS = {"l2": "l2.toml", "b1": "b1.toml"}
@@ -85,12 +86,15 @@ def main(argv: list[str]) -> int:
                                    env={**os.environ, **ONE_BLAS_THREAD})
         try:
             plant = Plant(Simulator(case), keep_trajectory=True)
+            truth = _truth_recorder(recorder, plant)
             with Client(sensors, outputs, commands, name="fsw-stub") as client:
                 stub = FlightSoftwareStub(plant, client, config.runtime.minor_frame_ns,
                                           real_time=args.real_time,
-                                          on_send=recorder.record_sent if recorder else None,
+                                          on_send=truth.on_send if truth else None,
                                           alive=lambda: runtime.poll() is None)
                 stub.fly()
+            if truth is not None:  # the ground truth, for verdicts (hil.verdict.truth)
+                truth.record_outcome(stub.record(args.seed, hard_tasks(config)))
             runtime.wait(timeout=60)
         except StubError as exc:
             log.flush()
@@ -130,6 +134,15 @@ def _recorder(path: Path | None, mission: Path, overrides: list[str],
     recorder.add_mission(mission, overrides)
     recorder.subscribe(outputs)
     return recorder
+
+
+def _truth_recorder(recorder: Recorder | None, plant: Plant) -> TruthRecorder | None:
+    """Records the ground truth next to what the stub sends (None without a recorder)."""
+    if recorder is None:
+        return None
+    from hil.verdict.truth import TruthRecorder
+
+    return TruthRecorder(recorder, plant)
 
 
 def _close_recorder(recorder: Recorder, path: Path) -> None:
