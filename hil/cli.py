@@ -20,6 +20,7 @@ from hil.record.recover import NotARecording, recover
 from hil.replay.cli import add_player_options, run_replay
 from hil.replay.compare import Comparison, Tolerance, compare, recorded_publications
 from hil.report.command import add_parser as add_report_parser
+from hil.view.cli import add_parser as add_view_parser
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="close a chunk open this long: a kill loses at most this much "
                              f"(default {defaults.chunk_time_s})")
     record.add_argument("--compression", choices=("none", "zstd", "lz4"), default="none")
+    record.add_argument("--no-views", dest="views", action="store_false",
+                        help="record the bus messages only, without their Foxglove views")
     record.set_defaults(handler=_cmd_record)
     fix = sub.add_parser("recover", help="salvage a recording torn by a kill into a valid file")
     fix.add_argument("torn", type=Path)
@@ -68,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     both.set_defaults(handler=_cmd_compare)
     add_campaign_commands(sub)
     add_report_parser(sub)
+    add_view_parser(sub)
     return parser
 
 
@@ -87,7 +91,7 @@ def main(argv: list[str]) -> int:
 
 def _cmd_record(args: argparse.Namespace) -> int:
     options = RecorderOptions(chunk_bytes=args.chunk_bytes, chunk_time_s=args.chunk_time_s,
-                              compression=args.compression)
+                              compression=args.compression, views=args.views)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

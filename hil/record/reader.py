@@ -13,6 +13,7 @@ from mcap.records import Message as McapMessage
 from mcap.stream_reader import StreamReader
 
 from flightai.bus.wire import MAX_OUTBOUND_HEADER_BYTES, Message, decode
+from hil.record.recorder import MESSAGE_ENCODING
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ def unpack_frames(topic: str, data: bytes) -> tuple[bytes, ...]:
 class Recording:
     """Everything in a recording file, read in file order with every CRC checked.
 
+    ``messages`` are the bus messages; the Foxglove views beside them are skipped.
+
     Args:
         path: an MCAP file written by :class:`~hil.record.recorder.Recorder`.
 
@@ -69,6 +72,8 @@ class Recording:
             self.channels[record.id] = record
         elif isinstance(record, McapMessage):
             channel = self.channels[record.channel_id]
+            if channel.message_encoding != MESSAGE_ENCODING:  # a Foxglove view
+                return
             self.messages.append(Recorded(
                 channel.topic, channel.metadata.get("direction", ""), record.log_time,
                 unpack_frames(channel.topic, record.data)))
@@ -78,8 +83,8 @@ class Recording:
             self.attachments[record.name] = bytes(record.data)
 
     def topics(self) -> set[str]:
-        """Every topic recorded."""
-        return {c.topic for c in self.channels.values()}
+        """Every bus topic recorded (the views' ``/view/...`` topics left out)."""
+        return {c.topic for c in self.channels.values() if c.message_encoding == MESSAGE_ENCODING}
 
     def iter_decoded(self, prefix: str = "") -> Iterator[Message]:
         """The messages whose topic starts with ``prefix``, decoded, in recorded order."""

@@ -2,15 +2,19 @@
 
 Producers (a SUB socket's reader thread, a flight-software stub calling
 :meth:`Recorder.record`) only put the frames on a bounded queue; one writer
-thread owns the :class:`mcap.writer.Writer`. Closing a chunk stalls the writer
-for milliseconds, so nothing here ever runs on a runtime's executive thread.
+thread owns the file's one writer, foxglove-sdk's MCAP writer (Rust: about 7x
+the messages per second of the pure-Python ``mcap`` writer), on a
+:class:`foxglove.Context` of the recorder's own. Nothing here ever runs on a
+runtime's executive thread.
 
 Each topic is one channel (message encoding ``msgpack``, no schema). A message's
 data is the multipart message minus the topic frame (which is the channel's
 topic) as one msgpack array of bin: ``[header frame, array frame 0, ...]``, each
 frame byte for byte as on the wire (:func:`pack_frames`). ``log_time`` is the
-wall time the recorder received (or was handed) the message, ``publish_time``
-the message's logical ``t_ns`` (0 when negative or unreadable).
+wall time the recorder received (or was handed) the message. Beside them, the
+writer thread logs the Foxglove views of the messages (:mod:`hil.record.views`)
+on ``/view/...`` channels, unless it is behind: a view is never worth a
+dropped wire message.
 
 Chunks close when they hold ``chunk_bytes`` or have been open ``chunk_time_s``,
 whichever comes first, and every closed chunk is handed to the OS at once: a
@@ -19,6 +23,7 @@ killed recorder loses at most the chunk still open (``flightai hil recover``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -29,12 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
-import numpy as np
 import zmq
-from mcap.writer import CompressionType, Writer
+from foxglove import Context, open_mcap
+from foxglove.mcap import MCAPCompression, MCAPWriteOptions, MCAPWriter
 
-from flightai.bus.wire import T_NS_KEY, UNPACK_ERRORS, read_int64, read_uint
+from flightai.bus.wire import UNPACK_ERRORS, read_uint
 from hil.record.fingerprint import fingerprint
+from hil.record.views import ViewMaker, as_bytes
 
 PROFILE = "flightai"
 MESSAGE_ENCODING = "msgpack"
@@ -45,8 +51,9 @@ META_MODELS = "flightai.models"
 META_PLATFORM = "flightai.platform"
 META_RECORDER = "flightai.recorder"
 _MESSAGE_OVERHEAD = 31  # bytes of a Message record besides its data (opcode, length, fields)
-_COMPRESSION = {"none": CompressionType.NONE, "zstd": CompressionType.ZSTD,
-                "lz4": CompressionType.LZ4}
+_COMPRESSION = {"none": None, "zstd": MCAPCompression.Zstd, "lz4": MCAPCompression.Lz4}
+#: Views are skipped while more messages than this wait for the writer (counted).
+VIEW_BACKLOG = 1000
 
 
 def pack_frames(frames: Sequence[Any]) -> bytes:
@@ -54,13 +61,7 @@ def pack_frames(frames: Sequence[Any]) -> bytes:
     try:
         return msgpack.packb(frames)  # type: ignore[no-any-return]
     except TypeError:  # numpy arrays (frames from ``encode``) are not msgpack-able
-        return msgpack.packb([f if isinstance(f, bytes) else _as_bytes(f) for f in frames])  # type: ignore[no-any-return]
-
-
-def _as_bytes(frame: Any) -> bytes:
-    if isinstance(frame, np.ndarray):
-        return frame.tobytes()
-    return bytes(frame)
+        return msgpack.packb([f if isinstance(f, bytes) else as_bytes(f) for f in frames])  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -71,13 +72,15 @@ class RecorderOptions:
         chunk_bytes: close a chunk once it holds this many bytes.
         chunk_time_s: close a chunk once it has been open this long (wall time).
         queue_size: messages waiting for the writer; beyond it they are dropped (counted).
-        compression: ``none``, ``zstd`` or ``lz4`` (the last two need their packages).
+        compression: ``none``, ``zstd`` or ``lz4``.
+        views: also write the Foxglove views (:mod:`hil.record.views`).
     """
 
     chunk_bytes: int = 1 << 20
     chunk_time_s: float = 1.0
     queue_size: int = 100_000
     compression: str = "none"
+    views: bool = True
 
 
 @dataclass
@@ -90,18 +93,23 @@ class RecorderStats:
             e.g. at the runtime's PUB high-water mark).
         drops: messages the recorder dropped because its queue was full.
         chunks: chunks written.
+        views: view messages written (not in ``messages``).
+        view_skips: wire messages whose views were skipped because the writer was behind.
     """
 
     messages: dict[str, int] = field(default_factory=dict)
     seq_gaps: dict[str, int] = field(default_factory=dict)
     drops: int = 0
     chunks: int = 0
+    views: int = 0
+    view_skips: int = 0
 
     def to_metadata(self) -> dict[str, str]:
         """As MCAP metadata (string values)."""
         return {"messages": json.dumps(self.messages, sort_keys=True),
                 "seq_gaps": json.dumps(self.seq_gaps, sort_keys=True),
-                "drops": str(self.drops), "chunks": str(self.chunks)}
+                "drops": str(self.drops), "chunks": str(self.chunks),
+                "views": str(self.views), "view_skips": str(self.view_skips)}
 
 
 class _Stop:
@@ -131,14 +139,15 @@ class Recorder:
         self._drop_lock = threading.Lock()
         self._stop_readers = threading.Event()
         self._readers: list[threading.Thread] = []
-        self._context: zmq.Context[zmq.Socket[bytes]] | None = None
+        self._zmq: zmq.Context[zmq.Socket[bytes]] | None = None
         self._closed = False
         self._error: BaseException | None = None
-        self._file = open(path, "wb")  # noqa: SIM115 - closed by the writer thread
-        self._writer = Writer(self._file, chunk_size=1 << 62,  # we close chunks ourselves
-                              compression=_COMPRESSION[self.options.compression],
-                              enable_data_crcs=True)
-        self._writer.start(profile=PROFILE, library="flightai-hil-recorder")
+        self._foxglove = Context()  # the file's channels only: nothing else logs to it
+        self._writer = open_mcap(path, allow_overwrite=True, context=self._foxglove,
+                                 writer_options=MCAPWriteOptions(
+                                     compression=_COMPRESSION[self.options.compression],
+                                     profile=PROFILE, chunk_size=None))  # we close chunks
+        self._views = ViewMaker(self._foxglove) if self.options.views else None
         self._channels: dict[tuple[bytes, str], _Channel] = {}
         self._thread = threading.Thread(target=self._write_loop, name="mcap-writer", daemon=True)
         self._thread.start()
@@ -165,12 +174,13 @@ class Recorder:
 
     def add_metadata(self, name: str, data: dict[str, str]) -> None:
         """Write a metadata record (in order with the messages)."""
-        self._call(lambda w: w.add_metadata(name, data))
+        self._call(lambda w: w.write_metadata(name, data))
 
     def add_attachment(self, name: str, data: bytes, media_type: str) -> None:
         """Write an attachment (e.g. the mission file)."""
         now = time.time_ns()
-        self._call(lambda w: w.add_attachment(now, now, name, media_type, data))
+        self._call(lambda w: w.attach(log_time=now, create_time=now, name=name,
+                                      media_type=media_type, data=data))
 
     def add_mission(self, mission: Path, overrides: Iterable[str] = ()) -> None:
         """Store a mission: its TOML text and overrides, its model hashes, the file itself."""
@@ -184,7 +194,7 @@ class Recorder:
         self.add_metadata(META_MODELS, {m.name: m.sha256 for m in config.models})
         self.add_attachment(mission.name, text.encode(), "application/toml")
 
-    def _call(self, action: Callable[[Writer], object]) -> None:
+    def _call(self, action: Callable[[MCAPWriter], object]) -> None:
         self._queue.append(action)  # never dropped: metadata matters more than a message
         self._wake.set()
 
@@ -197,9 +207,9 @@ class Recorder:
         The subscription reaches the publisher asynchronously: messages published
         before it does are not seen (ZeroMQ's late joiner).
         """
-        if self._context is None:
-            self._context = zmq.Context()
-        socket = self._context.socket(zmq.SUB)
+        if self._zmq is None:
+            self._zmq = zmq.Context()
+        socket = self._zmq.socket(zmq.SUB)
         socket.rcvhwm = rcvhwm
         socket.linger = 0
         for prefix in prefixes:
@@ -231,7 +241,8 @@ class Recorder:
             self._write_all()
         except BaseException as exc:  # reported by close(); producers see a full queue
             self._error = exc
-            self._file.close()
+            with contextlib.suppress(Exception):  # the first error is the one reported
+                self._writer.close()
 
     def _write_all(self) -> None:
         writer, options, pending = self._writer, self.options, self._queue
@@ -257,46 +268,53 @@ class Recorder:
                     opened, size = None, 0
                 continue
             # None (woken or timed out), a metadata or attachment call, or the stop
-            if item is not None and not isinstance(item, _Stop):
-                item(writer)  # written between chunks
             if opened is not None and (item is not None or time.monotonic() - opened
                                        >= options.chunk_time_s):
                 self._close_chunk()
                 opened, size = None, 0
             if isinstance(item, _Stop):
                 break
+            if item is not None:
+                item(writer)  # written between chunks
         self._collect()
-        writer.add_metadata(META_RECORDER, self.stats.to_metadata())
-        writer.finish()  # type: ignore[no-untyped-call]
-        self._file.close()
+        writer.write_metadata(META_RECORDER, self.stats.to_metadata())
+        writer.close()
 
     def _close_chunk(self) -> None:
-        """Close the open chunk and hand it to the OS (``Writer.flush``)."""
-        self._writer.flush()  # type: ignore[no-untyped-call]
+        """Close the open chunk and hand it to the OS (``MCAPWriter.flush``)."""
+        self._writer.flush()
         self.stats.chunks += 1
 
     def _write(self, frames: Sequence[Any], direction: str, log_time_ns: int) -> int:
-        topic_frame = _as_bytes(frames[0])
+        topic_frame = frames[0]
+        if type(topic_frame) is not bytes:
+            topic_frame = as_bytes(topic_frame)
         channel = self._channels.get((topic_frame, direction))
         if channel is None:
             channel = self._channel(topic_frame, direction)
         data = pack_frames(frames[1:])
-        seq, t_ns = channel.seq_and_time(frames[1] if len(frames) > 1 else b"")
+        channel.log(data, log_time_ns)
         channel.count += 1
+        seq = channel.seq(frames[1] if len(frames) > 1 else b"")
         if seq is not None:
             last = channel.last_seq
             if last is not None and seq > last + 1:
                 channel.gaps += seq - last - 1
             channel.last_seq = seq
-        self._writer.add_message(channel.id, log_time_ns, data, t_ns if t_ns > 0 else 0,
-                                 sequence=(seq or 0) & 0xFFFFFFFF)
+        if channel.views:
+            if len(self._queue) < VIEW_BACKLOG:
+                self.stats.views += self._views.log(frames, log_time_ns)  # type: ignore[union-attr]
+            else:
+                self.stats.view_skips += 1
         return len(data) + channel.overhead
 
     def _channel(self, topic_frame: bytes, direction: str) -> _Channel:
         topic = topic_frame.decode(errors="replace")
-        channel_id = self._writer.register_channel(topic, MESSAGE_ENCODING, 0,
-                                                   {"direction": direction})
-        channel = _Channel(channel_id, topic)
+        # the public Channel constructor wants a schema for any encoding but JSON
+        base = self._foxglove._create_channel(topic, message_encoding=MESSAGE_ENCODING,
+                                              metadata={"direction": direction})
+        channel = _Channel(base.log, topic,
+                           self._views is not None and self._views.wants(topic))
         self._channels[(topic_frame, direction)] = channel
         self.stats.messages.setdefault(topic, 0)
         self.stats.seq_gaps.setdefault(topic, 0)
@@ -315,8 +333,8 @@ class Recorder:
             self._stop_readers.set()
             for thread in self._readers:
                 thread.join()
-            if self._context is not None:
-                self._context.term()
+            if self._zmq is not None:
+                self._zmq.term()
             self._queue.append(_STOP)
             self._wake.set()
             self._thread.join()
@@ -344,11 +362,12 @@ class Recorder:
 class _Channel:
     """One MCAP channel (a topic in one direction) and its counters."""
 
-    __slots__ = ("count", "gaps", "id", "last_seq", "overhead", "prefix", "topic")
+    __slots__ = ("count", "gaps", "last_seq", "log", "overhead", "prefix", "topic", "views")
 
-    def __init__(self, channel_id: int, topic: str) -> None:
-        self.id = channel_id
+    def __init__(self, log: Callable[[bytes, int], None], topic: str, views: bool) -> None:
+        self.log = log
         self.topic = topic
+        self.views = views
         self.count = 0
         self.gaps = 0
         self.last_seq: int | None = None
@@ -357,25 +376,22 @@ class _Channel:
         self.prefix = msgpack.packb("v") + msgpack.packb(1) + msgpack.packb("topic") \
             + msgpack.packb(topic) + msgpack.packb("seq")
 
-    def seq_and_time(self, header: Any) -> tuple[int | None, int]:
-        """The header's ``seq`` and ``t_ns`` (None and 0 when unreadable)."""
+    def seq(self, header: Any) -> int | None:
+        """The header's ``seq`` (None when unreadable)."""
         if type(header) is not bytes:
-            header = _as_bytes(header)
+            header = as_bytes(header)
         prefix = self.prefix
         if header.startswith(prefix, 1) and header[0] & 0xF0 == 0x80:
             seq = read_uint(header, 1 + len(prefix))
-            if seq is not None and header.startswith(T_NS_KEY, seq[1]):
-                t_ns = read_int64(header, seq[1] + len(T_NS_KEY))
-                if t_ns is not None:
-                    return seq[0], t_ns[0]
-        return _seq_and_time(header)
+            if seq is not None:
+                return seq[0]
+        return _seq(header)
 
 
-def _seq_and_time(header: bytes) -> tuple[int | None, int]:
-    """``seq`` and ``t_ns`` of any header layout (None and 0 when not a readable map)."""
+def _seq(header: bytes) -> int | None:
+    """``seq`` of any header layout (None when not a readable map or no int ``seq``)."""
     try:
-        fields = msgpack.unpackb(header, raw=False, strict_map_key=False)
-        seq, t_ns = fields.get("seq"), fields.get("t_ns")
+        seq = msgpack.unpackb(header, raw=False, strict_map_key=False).get("seq")
     except (AttributeError, *UNPACK_ERRORS):
-        return None, 0
-    return (seq if type(seq) is int else None), (t_ns if type(t_ns) is int else 0)
+        return None
+    return seq if type(seq) is int else None
