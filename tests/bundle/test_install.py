@@ -1,0 +1,159 @@
+"""A/B install: READY before activation, and a kill at any step leaves old or new active."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flightai.bundle.install import STEPS, install, status_lines
+from flightai.bundle.keys import TrustedKey
+from flightai.bundle.state import read_state, slot_file
+from flightai.bundle.verify import verify_bundle
+from flightai.errors import BundleError
+from tests.bundle.conftest import BuildFn, Keys
+from tests.conftest import ROOT
+from tests.integration.bus_harness import wait_for
+
+# Install in a child process, stopping (asleep) just before step argv[4] for the parent to kill.
+_CHILD = """
+import sys, time
+from pathlib import Path
+from flightai.bundle.install import install
+from flightai.bundle.keys import load_trusted
+
+def on_step(name):
+    if name == sys.argv[4]:
+        print("AT", name, flush=True)
+        time.sleep(3600)
+
+key = Path(sys.argv[3])
+install(Path(sys.argv[1]), Path(sys.argv[2]), load_trusted([key]), [key], on_step=on_step)
+print("DONE", flush=True)
+"""
+
+
+def _active_id(state_dir: Path, trusted: tuple[TrustedKey, ...]) -> str:
+    """The active bundle's id, after checking that the slot file is whole and is that bundle."""
+    state = read_state(state_dir)
+    record = state.record(state.active)
+    assert record is not None and state.active is not None
+    verified = verify_bundle(slot_file(state_dir, state.active).read_bytes(), trusted)
+    assert verified.bundle_id == record.bundle_id
+    return record.bundle_id
+
+
+def _read_line(proc: subprocess.Popen[str], timeout_s: float) -> str:
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout_s):
+            return ""
+    return proc.stdout.readline().strip()
+
+
+@pytest.fixture
+def versions(lite: Path, build: BuildFn) -> tuple[Path, Path]:
+    """Two installable bundles of the same mission: v1, then v2 with other code bytes."""
+    one = build(lite, 1)
+    tasks = lite.parent / "tasks.py"
+    tasks.write_text(tasks.read_text() + "\n# v2\n")
+    return one, build(lite, 2)
+
+
+def test_install_activates_after_ready_and_keeps_the_previous(
+        versions: tuple[Path, Path], keys: Keys, trusted: tuple[TrustedKey, ...],
+        tmp_path: Path, lite: Path, build: BuildFn) -> None:
+    one, two = versions
+    state_dir = tmp_path / "state"
+    first = install(one, state_dir, trusted, [keys[1]])
+    assert first.slot == "a" and not first.already_active
+    again = install(one, state_dir, trusted, [keys[1]])
+    assert again.already_active
+    second = install(two, state_dir, trusted, [keys[1]])
+    assert second.slot == "b"
+    state = read_state(state_dir)
+    assert state.active == "b" and state.previous == "a" and state.floor_version == 2
+    assert _active_id(state_dir, trusted) == second.bundle.bundle_id
+    lines = "\n".join(status_lines(state_dir))
+    assert f"active   slot b: bundle {second.bundle.bundle_id} version 2" in lines
+    assert f"previous slot a: bundle {first.bundle.bundle_id} version 1" in lines
+    with pytest.raises(BundleError, match="version 1 is lower than version 2") as info:
+        install(one, state_dir, trusted, [keys[1]])
+    assert info.value.reason == "rollback"
+
+
+def test_a_bundle_that_does_not_reach_ready_is_not_activated(
+        versions: tuple[Path, Path], keys: Keys, trusted: tuple[TrustedKey, ...],
+        tmp_path: Path, lite: Path, build: BuildFn) -> None:
+    one, _ = versions
+    state_dir = tmp_path / "state"
+    good = install(one, state_dir, trusted, [keys[1]]).bundle.bundle_id
+    tasks = lite.parent / "tasks.py"
+    tasks.write_text(tasks.read_text() + "\nraise RuntimeError('broken on purpose')\n")
+    broken = build(lite, 3)
+    with pytest.raises(BundleError, match=r"did not reach READY.*broken on purpose") as info:
+        install(broken, state_dir, trusted, [keys[1]])
+    assert info.value.reason == "not_ready"
+    state = read_state(state_dir)
+    assert state.active == "a" and state.floor_version == 1
+    assert _active_id(state_dir, trusted) == good
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", STEPS)
+def test_an_install_killed_at_any_step_leaves_old_or_new_active(
+        step: str, versions: tuple[Path, Path], keys: Keys, trusted: tuple[TrustedKey, ...],
+        tmp_path: Path) -> None:
+    one, two = versions
+    state_dir = tmp_path / "state"
+    old = install(one, state_dir, trusted, [keys[1]]).bundle.bundle_id
+    new = verify_bundle(two.read_bytes(), trusted).bundle_id
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(two), str(state_dir),
+                             str(keys[1]), step], stdout=subprocess.PIPE, text=True,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        line = _read_line(proc, 120)
+    finally:  # SIGKILL
+
+        proc.kill()
+        proc.wait(30)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    assert line == f"AT {step}"
+    active = _active_id(state_dir, trusted)
+    assert active == (new if step == "done" else old)
+    # The board recovers: the same install, run again, completes and keeps the old as previous.
+    result = install(two, state_dir, trusted, [keys[1]])
+    assert _active_id(state_dir, trusted) == new
+    state = read_state(state_dir)
+    assert state.previous is not None or result.already_active
+    leftovers = [p for p in (state_dir / "slots").rglob("*.tmp")]
+    assert all(p.parent.name != state.active for p in leftovers)
+
+
+@pytest.mark.slow
+def test_an_install_killed_while_its_probe_loads_the_bundle_leaves_the_old_active(
+        versions: tuple[Path, Path], keys: Keys, trusted: tuple[TrustedKey, ...],
+        tmp_path: Path) -> None:
+    one, two = versions
+    state_dir = tmp_path / "state"
+    old = install(one, state_dir, trusted, [keys[1]]).bundle.bundle_id
+    proc = subprocess.Popen([sys.executable, "-m", "flightai", "bundle", "install", str(two),
+                             "--trust", str(keys[1]), "--state-dir", str(state_dir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+                            start_new_session=True)
+    written = slot_file(state_dir, "b")
+    try:  # the new slot is whole once renamed: the probe child is loading it then
+        probing = wait_for(lambda: written.is_file() and written.read_bytes() == two.read_bytes(),
+                           timeout_s=120)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the install and its probe child
+        proc.wait(30)
+    assert probing
+    assert _active_id(state_dir, trusted) == old
