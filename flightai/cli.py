@@ -16,14 +16,17 @@ from flightai.bus.server import BusServer
 from flightai.check import check_mission
 from flightai.cli_bundle import add_bundle_commands, add_bundle_options, bundle_status, open_mission
 from flightai.cli_bus import add_bus_commands
+from flightai.cli_deploy import add_board_option, add_deploy_commands, apply_board, prepare_process
 from flightai.config import ClockKind
 from flightai.config.schema import MissionConfig
 from flightai.errors import FlightaiError
+from flightai.profile import read_profile
 from flightai.runtime import build_executive, load_tasks, make_clock, make_source
 from flightai.sched.clock import Clock
 from flightai.sched.executive import Executive
 from flightai.sched.health import Event, Health, Severity
 from flightai.sched.io import ChainSource, DigestSink, InputSource, OutputSink, Publication
+from flightai.service import Notifier, WatchdogSink
 from flightai.timebase import NS_PER_MS, format_ns
 
 GROUND_COMMANDS = {"demo": "hil.demo", "hil": "hil.cli"}
@@ -57,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("mission", type=Path, nargs="?")
     add_bundle_options(check)
     _add_set(check)
+    check.add_argument("--profile", type=Path, metavar="PROFILE.json",
+                       help="also admit the timing: each task's budget must cover the p99.9 "
+                            "measured by flightai profile on this board, plus the margin")
     check.set_defaults(handler=_cmd_check)
     run = sub.add_parser("run", help="run a mission until stopped (SIGINT/SIGTERM) or for a time")
     run.add_argument("mission", type=Path, nargs="?")
@@ -69,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no status line, only the summary")
     run.set_defaults(handler=_cmd_run)
     add_bus_commands(sub)
+    add_deploy_commands(sub)
     add_bundle_commands(sub)
     sub.add_parser("demo", help="fly one LTD-1 descent: simulator + flight-software stub and "
                    "the runtime as two processes (needs flightai[hil])", add_help=False)
@@ -82,13 +89,15 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
                         help="override a config value before validation (repeatable), e.g. "
                              "--set bus.sensors='\"tcp://127.0.0.1:6000\"' or "
                              "--set tasks.nav.params.seed=3")
+    add_board_option(parser)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    apply_board(args)
     config, path, bundled = open_mission(args)
     if bundled is not None:
         print(f"OK: {bundled.bundle.describe()}")
-    result = check_mission(config, path)
+    result = check_mission(config, path, read_profile(args.profile) if args.profile else None)
     print("\n".join(result.lines))
     return 1 if result.problems else 0
 
@@ -113,6 +122,7 @@ class _ConsoleSink:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    apply_board(args)
     config, _, bundled = open_mission(args)
     args.bundle_status = bundle_status(bundled)
     clock_kind = ClockKind(args.clock) if args.clock else config.runtime.clock
@@ -120,6 +130,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("flightai: error: the external clock is driven by ticks on the bus, and this "
               "mission has no [bus] section", file=sys.stderr)
         return 2
+    prepare_process(config)  # before any thread starts: they inherit it
     digest = DigestSink()
     clock = make_clock(config, clock_kind)
     bus = BusServer(config, clock) if config.bus is not None else None
@@ -132,7 +143,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _run_with(config: MissionConfig, args: argparse.Namespace, clock: Clock,
               clock_kind: ClockKind, digest: DigestSink, bus: BusServer | None) -> int:
-    sinks: list[OutputSink] = [_ConsoleSink(digest)]
+    notifier = Notifier()  # sd_notify under systemd, a no-op elsewhere
+    watchdog = WatchdogSink(notifier, config.name, clock.lateness_ns, config.runtime.minor_frame_ns)
+    sinks: list[OutputSink] = [_ConsoleSink(digest), watchdog]
     sources: list[InputSource] = []
     if bus is not None:
         sinks.append(bus.sink)
@@ -153,12 +166,13 @@ def _run_with(config: MissionConfig, args: argparse.Namespace, clock: Clock,
     duration_ms = args.duration_ms if args.duration_ms is not None else config.runtime.duration_ms
     duration_ns = duration_ms * NS_PER_MS if duration_ms else None
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: executive.stop())
+        signal.signal(signum, lambda *_: _stop(notifier, executive))
     print(f"flightai: {config.name} READY; running on the {clock_kind.value} clock with "
           f"{args.workers or config.runtime.workers} workers"
           + (f" from bundle {args.bundle_status['id']} version {args.bundle_status['version']}"
              if args.bundle_status else "")
           + (f" for {format_ns(duration_ns)}" if duration_ns else " until stopped (Ctrl-C)"))
+    notifier.send("READY=1", f"STATUS={config.name}: READY")
     done = threading.Event()
     if not args.quiet:
         threading.Thread(target=_status_loop, args=(executive, done), daemon=True).start()
@@ -167,9 +181,17 @@ def _run_with(config: MissionConfig, args: argparse.Namespace, clock: Clock,
         executive.run(duration_ns)
     finally:
         done.set()
+        notifier.send("STOPPING=1")
+        notifier.close()
     wall_s = time.monotonic() - wall_start
     _print_summary(executive, digest, wall_s)
     return 0
+
+
+def _stop(notifier: Notifier, executive: Executive) -> None:
+    """SIGINT/SIGTERM: tell systemd we are stopping, then stop at the next frame boundary."""
+    notifier.send("STOPPING=1")
+    executive.stop()
 
 
 def _status_loop(executive: Executive, done: threading.Event) -> None:

@@ -1,7 +1,8 @@
 """``--set key.path=value`` overrides applied to a mission document before validation.
 
-A path walks tables by key and arrays of tables by index or by ``name``
-(``tasks.nav.params.seed=3``, ``bus.sensors="tcp://127.0.0.1:6000"``). The
+A path walks tables by key and arrays of tables by index, by ``name`` or
+``*`` for every element (``tasks.nav.params.seed=3``,
+``models.*.intra_op_threads=1``, ``bus.sensors="tcp://127.0.0.1:6000"``). The
 value is read as a TOML value (``3``, ``true``, ``[1, 2]``, ``"text"``); a
 value that is not valid TOML is taken as a plain string. The result is then
 validated like any mission file, so an override cannot smuggle in what the
@@ -35,13 +36,23 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
         keys = path.strip().split(".")
         if not sep or not all(keys):
             raise ConfigError(f"--set {item}", "key.path=value", repr(item))
-        node: Any = result
-        for depth, key in enumerate(keys[:-1]):
-            node = _step(node, key, ".".join(keys[: depth + 1]))
-        if not isinstance(node, dict):
-            raise ConfigError(f"--set {path}", "a path through tables", "an array or a value")
-        node[keys[-1]] = _value(text.strip())
+        _assign(result, keys, 0, _value(text.strip()))
     return result
+
+
+def _assign(node: Any, keys: list[str], depth: int, value: Any) -> None:
+    """Set ``keys`` below ``node`` (from ``keys[depth]``), fanning out at each ``*``."""
+    if depth == len(keys) - 1:
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {'.'.join(keys)}", "a path through tables",
+                              "an array or a value")
+        node[keys[-1]] = copy.deepcopy(value)
+        return
+    if keys[depth] == "*" and isinstance(node, list):
+        for item in node:
+            _assign(item, keys, depth + 1, value)
+        return
+    _assign(_step(node, keys[depth], ".".join(keys[: depth + 1])), keys, depth + 1, value)
 
 
 def _step(node: Any, key: str, where: str) -> Any:

@@ -1,0 +1,76 @@
+"""Deployment verbs of the ``flightai`` command: ``profile``, board profiles, the service side.
+
+``flightai profile`` measures the mission's models on this board for
+``flightai check --profile``; ``--board`` (on check, run and profile) applies a
+board profile from ``deploy/boards/``; :func:`prepare_process` applies the
+``[runtime.process]`` settings before ``flightai run`` starts any thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from flightai.config import load_mission
+from flightai.config.board import load_board
+from flightai.config.schema import MissionConfig
+from flightai.profile import profile_mission
+from flightai.service import apply_process
+
+
+def add_deploy_commands(sub: Any) -> None:
+    """Register ``flightai profile`` on the top-level subparsers."""
+    profile = sub.add_parser("profile", help="time each model (and Python task) on this board "
+                             "for check --profile")
+    profile.add_argument("mission", type=Path)
+    profile.add_argument("-o", "--output", type=Path, default=Path("profile.json"),
+                         help="where to write the profile (default profile.json)")
+    profile.add_argument("--runs", type=int, default=2000,
+                         help="timed calls per model after warm-up (default 2000; p99.9 "
+                              "needs at least 1000)")
+    profile.add_argument("--seed", type=int, default=0, help="seed of the drawn inputs")
+    profile.add_argument("--build-engines", action="store_true",
+                         help="let TensorRT build its engine cache now (on the board, before "
+                              "flight; flightai run never builds engines)")
+    profile.add_argument("--models-only", action="store_true", help="do not time Python tasks")
+    add_board_option(profile)
+    profile.add_argument("--set", dest="overrides", action="append", default=[],
+                         metavar="KEY.PATH=VALUE", help="override a config value (repeatable)")
+    profile.set_defaults(handler=_cmd_profile)
+
+
+def add_board_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--board FILE`` (a board profile applied before ``--set``)."""
+    parser.add_argument("--board", type=Path, metavar="BOARD.toml",
+                        help="apply a board profile (deploy/boards/*.toml) before --set")
+
+
+def apply_board(args: argparse.Namespace) -> None:
+    """Put the overrides of ``--board`` (if given) before ``--set``; warn on its environment."""
+    if getattr(args, "board", None) is None:
+        return
+    board = load_board(args.board)
+    for line in board.environment_warnings():
+        print(f"flightai: WARNING: {line}", file=sys.stderr)
+    args.overrides = board.overrides + list(args.overrides)
+
+
+def prepare_process(config: MissionConfig) -> None:
+    """Apply ``[runtime.process]`` (affinity, priority, memory lock) and say what was done."""
+    for line in apply_process(config.runtime.process):
+        print(f"flightai: {line}", file=sys.stderr if "WARNING" in line else sys.stdout)
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    apply_board(args)
+    config = load_mission(args.mission, args.overrides)
+    print(f"profiling {config.name!r}: {args.runs} timed runs each, after warm-up")
+    profile = profile_mission(config, args.runs, args.seed, build_engines=args.build_engines,
+                              python_tasks=not args.models_only,
+                              progress=lambda line: print("  " + line, flush=True))
+    args.output.write_text(profile.to_json(), encoding="utf-8")
+    print(f"wrote {args.output}; admit the schedule with: flightai check {args.mission} "
+          f"--profile {args.output}")
+    return 0

@@ -1,0 +1,195 @@
+"""Running under systemd: sd_notify, the deadline-gated watchdog, process settings.
+
+The sd_notify protocol is one datagram of ``KEY=VALUE`` lines to the AF_UNIX
+socket named by ``$NOTIFY_SOCKET`` (a leading ``@`` means the abstract
+namespace); it is implemented here with the standard library. Outside systemd
+(no ``$NOTIFY_SOCKET``) every call is a no-op.
+
+The watchdog is fed from the frame loop, and only after a frame in which no
+deadline was missed: no task overran, the frame did not slip, no tick timed
+out. A runtime that keeps missing deadlines therefore stops feeding it and
+systemd restarts it (``WatchdogSec``), like a hardware watchdog kicked by a
+healthy cycle only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable, Mapping
+
+from flightai.config.schema import IfDenied, ProcessConfig
+from flightai.errors import ServiceError
+from flightai.sched.health import Event, Health
+from flightai.sched.io import Publication
+
+_STATUS_EVERY_NS = 1_000_000_000
+_MCL_CURRENT, _MCL_FUTURE = 1, 2  # Linux x86-64 and arm64 values
+
+
+class Notifier:
+    """Sends sd_notify messages to ``$NOTIFY_SOCKET``; does nothing without it.
+
+    Args:
+        environ: the environment to read (``os.environ`` by default).
+    """
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        path = env.get("NOTIFY_SOCKET", "")
+        self._address = "\0" + path[1:] if path.startswith("@") else path
+        self._socket: socket.socket | None = None
+        if self._address:
+            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        self.watchdog_ns = _watchdog_interval_ns(env)
+
+    @property
+    def active(self) -> bool:
+        """Whether a notify socket was given."""
+        return self._socket is not None
+
+    def send(self, *assignments: str) -> None:
+        """Send ``KEY=VALUE`` assignments as one datagram; a lost message is not an error.
+
+        systemd reads the message when it can; if its socket is gone (it is
+        restarting) the runtime goes on, and the watchdog will tell.
+        """
+        if self._socket is None:
+            return
+        with contextlib.suppress(OSError):
+            self._socket.sendto("\n".join(assignments).encode(), self._address)
+
+    def close(self) -> None:
+        """Close the socket."""
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+
+def _watchdog_interval_ns(env: Mapping[str, str]) -> int:
+    """Half of ``$WATCHDOG_USEC`` in ns, as sd_watchdog_enabled() advises; 0 when off.
+
+    ``$WATCHDOG_PID``, when set, must be this process (else the watchdog is another's).
+    """
+    usec = env.get("WATCHDOG_USEC", "")
+    pid = env.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
+        return 0
+    return int(usec) * 1000 // 2
+
+
+class WatchdogSink:
+    """An output sink that pings the watchdog after frames that met every deadline.
+
+    It runs on the frame thread (``frame_done``); a ping costs one datagram.
+    A frame counts as missed when the overrun, frame-slip or tick-timeout
+    counters moved during it, or when its work ended a minor frame or more
+    after its instant (the next frame was due before this one was done).
+    ``STATUS=`` carries mode and counters once a second.
+
+    Args:
+        notifier: where the pings go.
+        mission: named in the status line.
+        lateness_ns: the clock's ``lateness_ns``.
+        frame_ns: the minor frame in nanoseconds.
+    """
+
+    def __init__(self, notifier: Notifier, mission: str, lateness_ns: Callable[[int], int],
+                 frame_ns: int) -> None:
+        self._notifier = notifier
+        self._mission = mission
+        self._lateness_ns = lateness_ns
+        self._frame_ns = frame_ns
+        self._misses = 0
+        self._last_ping_ns = 0
+        self._last_status_ns = 0
+        self.pings = 0
+        self.withheld = 0
+
+    def publish(self, publication: Publication) -> None:
+        """Publications do not concern the watchdog."""
+
+    def event(self, event: Event) -> None:
+        """Events are throttled; the watchdog reads counters instead."""
+
+    def frame_done(self, t_ns: int, health: Health) -> None:
+        """Ping if this frame met its deadlines and a ping is due; refresh the status."""
+        overruns = sum(t.overruns for t in health.tasks.values())
+        misses = overruns + health.frame_slips + health.tick_timeouts
+        missed = misses != self._misses or self._lateness_ns(t_ns) >= self._frame_ns
+        self._misses = misses
+        now_ns = time.monotonic_ns()
+        if missed:
+            self.withheld += 1
+        elif self._notifier.watchdog_ns and now_ns - self._last_ping_ns >= \
+                self._notifier.watchdog_ns:
+            self._notifier.send("WATCHDOG=1")
+            self._last_ping_ns = now_ns
+            self.pings += 1
+        if now_ns - self._last_status_ns >= _STATUS_EVERY_NS:
+            self._last_status_ns = now_ns
+            self._notifier.send(f"STATUS={self._mission}: {health.mode.value}, frame "
+                                f"{health.frames}, overruns {overruns}, frame slips "
+                                f"{health.frame_slips}")
+
+
+def apply_process(config: ProcessConfig) -> list[str]:
+    """Apply CPU affinity, real-time priority and memory locking to this process.
+
+    Call it before any thread starts: threads started later inherit affinity
+    and scheduling policy.
+
+    Returns:
+        One line per setting applied or, with ``if_denied = "warn"``, refused.
+
+    Raises:
+        ServiceError: the OS refused a setting and ``if_denied = "refuse"``.
+    """
+    lines: list[str] = []
+    if config.cpu_affinity:
+        _try(config, lines, "cpu_affinity", f"CPUs {list(config.cpu_affinity)}",
+             lambda: os.sched_setaffinity(0, config.cpu_affinity),
+             f"this machine has CPUs {sorted(os.sched_getaffinity(0))} available")
+    if config.realtime_priority:
+        param = os.sched_param(config.realtime_priority)
+        _try(config, lines, "realtime_priority", f"SCHED_FIFO {config.realtime_priority}",
+             lambda: os.sched_setscheduler(0, os.SCHED_FIFO, param),
+             "needs root, CAP_SYS_NICE or a RLIMIT_RTPRIO (systemd: LimitRTPRIO=, "
+             "AmbientCapabilities=CAP_SYS_NICE)")
+    if config.lock_memory:
+        _try(config, lines, "lock_memory", "mlockall(MCL_CURRENT | MCL_FUTURE)", _mlockall,
+             "needs root, CAP_IPC_LOCK or a large RLIMIT_MEMLOCK (systemd: LimitMEMLOCK=infinity)")
+    return lines
+
+
+def _mlockall() -> None:
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if libc.mlockall(_MCL_CURRENT | _MCL_FUTURE) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
+def _try(config: ProcessConfig, lines: list[str], key: str, what: str,
+         action: Callable[[], object], hint: str) -> None:
+    if not sys.platform.startswith("linux"):
+        error: OSError | None = OSError(errno.ENOSYS, f"not supported on {sys.platform}")
+    else:
+        try:
+            action()
+            error = None
+        except OSError as exc:
+            error = exc
+    if error is None:
+        lines.append(f"runtime.process.{key}: {what} applied")
+        return
+    message = (f"runtime.process.{key}: {what} refused by the OS: "
+               f"{error.strerror or error} ({hint})")
+    if config.if_denied is IfDenied.REFUSE:
+        raise ServiceError(message + "; or set runtime.process.if_denied = \"warn\"")
+    lines.append(f"WARNING: {message}; going on without it (if_denied = \"warn\")")
