@@ -122,7 +122,8 @@ def test_a_changed_session_option_is_refused(capsys: pytest.CaptureFixture[str],
                                              profile_path: Path) -> None:
     status, out = _check(capsys, profile_path, "models.camera_monitor.intra_op_threads=2")
     assert status == 1
-    assert "model 'camera_monitor': option intra_op_threads was '1' when profiled, is '2' now" in out
+    assert ("model 'camera_monitor': option intra_op_threads was '1' when profiled, is '2' "
+            "now") in out
 
 
 def test_an_unreadable_profile_is_refused(capsys: pytest.CaptureFixture[str],
