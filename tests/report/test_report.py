@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
@@ -38,6 +39,21 @@ def test_the_ltd1_verdicts_pass_on_a_nominal_demo_recording(demo_recording: Reco
     assert re.fullmatch(r"at touchdown \(t = 8\d\.\d{3} s\): truth.touchdown vertical_speed_mps "
                         r"= 1\.\d+ \(<= 2\)", reasons["touchdown_vertical_speed"].reason)
     assert "health.tasks.trn.overruns" not in reasons["no_missed_hard_deadline"].reason  # may skip
+
+
+def test_the_ground_truth_channels_hold_the_flight_record(
+        demo_flight: Path, demo_recording: Recording) -> None:
+    outcome = json.loads((demo_flight.parent / "outcome.json").read_text())
+    (touchdown,) = list(demo_recording.iter_decoded("truth.touchdown"))
+    assert touchdown.t_ns == outcome["t_touchdown_ns"]
+    values = {name: float(a.reshape(-1)[0]) for name, a in touchdown.arrays if a.size == 1}
+    for name in ("vertical_speed_mps", "horizontal_speed_mps", "landing_error_m",
+                 "propellant_kg", "nav_error_m", "touchdown", "early_contact"):
+        assert values[name] == outcome[name], name
+    ticks = [m.t_ns for m in demo_recording.iter_decoded("tick")]
+    states = [m for m in demo_recording.messages if m.topic == "truth.state"]
+    assert {m.direction for m in states} == {"ground_truth"}
+    assert [m.decode().t_ns for m in states] == ticks
 
 
 def _mutate(message: Message, direction: str) -> list[list[Any]] | None:
