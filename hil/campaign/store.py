@@ -68,7 +68,8 @@ class ResultsStore:
         path = folder / MANIFEST
         if path.exists():
             stored = json.loads(path.read_text(encoding="utf-8"))
-            for key in ("campaign_id", "mission_sha256", "overrides", "entropy"):
+            for key in ("mission_sha256", "overrides", "entropy", "stress_sun", "nominal",
+                        "base_dir", "campaign_id"):
                 if stored.get(key) != manifest.get(key):
                     raise StoreMismatch(folder, key, stored.get(key), manifest.get(key))
         write_atomic(path, json.dumps(manifest, indent=1) + "\n")
