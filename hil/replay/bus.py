@@ -155,7 +155,7 @@ def _drive(client: Client, inputs: RecordedInputs, control: FrameControl, target
     send = client.send_raw
     frames = ticks = 0
     end_ns = control.end_ns
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for t_ns, sent, tick in zip(inputs.ticks, inputs.sent, inputs.tick_frames, strict=True):
         if t_ns >= end_ns or not control.before_frame(t_ns):
             break
@@ -165,14 +165,14 @@ def _drive(client: Client, inputs: RecordedInputs, control: FrameControl, target
         ticks += 1
         frames += _await_frame(client, t_ns, publications, digest, target.frame_timeout_s,
                                alive)
-    wall_s = time.perf_counter() - start
+    wall_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
     if control.quit:
         end_ns = inputs.ticks[ticks]
     sensors = target.endpoints[0] if target.endpoints else "a child runtime"
     return ReplayResult(tuple(publications), digest.hexdigest(), frames,
                         inputs.samples_before(end_ns), end_ns,
                         wall_s, mode, f"bus ({sensors})", control.start_ns, control.quit,
-                        control.max_lag_ns / 1e6)
+                        control.max_lag_ns / 1e6, cpu_s)
 
 
 def _await_frame(client: Client, t_ns: int, publications: list[Publication],

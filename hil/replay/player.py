@@ -29,7 +29,10 @@ recorded ones.
 
 from __future__ import annotations
 
+import bisect
 import enum
+import itertools
+import operator
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -57,6 +60,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 Frames = tuple[bytes, ...]
+_T_NS = operator.attrgetter("t_ns")
 
 
 class Mode(enum.Enum):
@@ -142,6 +146,9 @@ class RecordedInputs:
                 batch.extend(Sample(message.topic, message.t_ns, value)
                              for _, value in message.arrays)
         self.samples = sum(len(b) for b in self._batches)
+        #: per tick: whether its batch is in time order
+        self._sorted = [all(a.t_ns <= b.t_ns for a, b in itertools.pairwise(batch))
+                        for batch in self._batches]
         self.rewind()
 
     def samples_before(self, end_ns: int) -> int:
@@ -154,18 +161,30 @@ class RecordedInputs:
         self._pending: list[Sample] = []
 
     def poll(self, t_ns: int) -> list[Sample]:
-        """The samples sent by the tick of ``t_ns`` and measured at or before it."""
-        arrived = False
+        """The samples sent by the tick of ``t_ns`` and measured at or before it.
+
+        In (time, arrival) order; a stable sort runs only when a batch arrives out of
+        time order, and the ready samples are cut with a bisection.
+        """
+        pending = self._pending
+        unsorted = False
         while self._next_tick < len(self.ticks) and self.ticks[self._next_tick] <= t_ns:
-            self._pending.extend(self._batches[self._next_tick])
+            batch = self._batches[self._next_tick]
+            if batch:
+                unsorted = unsorted or not self._sorted[self._next_tick] or bool(
+                    pending and pending[-1].t_ns > batch[0].t_ns)
+                pending.extend(batch)
             self._next_tick += 1
-            arrived = True
-        if arrived:
-            self._pending.sort(key=lambda s: s.t_ns)  # stable: arrival order within an instant
-        cut = 0
-        while cut < len(self._pending) and self._pending[cut].t_ns <= t_ns:
-            cut += 1
-        ready, self._pending = self._pending[:cut], self._pending[cut:]
+        if unsorted:
+            pending.sort(key=_T_NS)  # stable: arrival order within an instant
+        if not pending or pending[0].t_ns > t_ns:
+            return []
+        if pending[-1].t_ns <= t_ns:
+            self._pending = []
+            return pending
+        cut = bisect.bisect_right(pending, t_ns, key=_T_NS)
+        ready = pending[:cut]
+        del pending[:cut]
         return ready
 
 
@@ -188,6 +207,8 @@ class ReplayResult:
         start_ns: the window's start (frames before it were a seek).
         quit: the user quit (step mode) before the end.
         max_lag_ms: real time only: how late the latest frame was released.
+        cpu_s: CPU time of this process over ``wall_s`` (every thread; over the
+            bus, the player's alone).
     """
 
     publications: tuple[Publication, ...]
@@ -201,6 +222,7 @@ class ReplayResult:
     start_ns: int = 0
     quit: bool = False
     max_lag_ms: float = 0.0
+    cpu_s: float = 0.0
 
     @property
     def speed(self) -> float:
@@ -349,14 +371,14 @@ def _in_process(config: MissionConfig, inputs: RecordedInputs, control: FrameCon
     inputs.rewind()
     executive = build_executive(config, clock=clock, source=inputs, sinks=[memory, digest],
                                 workers=workers)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     executive.run(control.end_ns)
-    wall_s = time.perf_counter() - start
+    wall_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
     frames = executive.health.frames
     end_ns = control.end_ns if not control.quit else frames * config.runtime.minor_frame_ns
     return ReplayResult(tuple(memory.publications), digest.hexdigest(), frames,
                         inputs.samples_before(end_ns), end_ns, wall_s, mode, "in-process",
-                        control.start_ns, control.quit, control.max_lag_ns / 1e6)
+                        control.start_ns, control.quit, control.max_lag_ns / 1e6, cpu_s)
 
 
 @dataclass(frozen=True)
