@@ -154,30 +154,39 @@ def task_timing(streams: Streams) -> bytes | None:
 
 
 def counters(streams: Streams) -> bytes | None:
-    """Rejects by reason, overruns by task and events raised, over time (health counters)."""
-    series: dict[str, Series] = {}
-    series.update({f"rejects {k}": s for k, s in health_series(
+    """Rejects by reason and overruns by task; events raised, suppressed and published.
+
+    Two panels, as event counts run to thousands where rejects are a handful.
+    """
+    faults: dict[str, Series] = {}
+    faults.update({f"rejects {k}": s for k, s in health_series(
         streams, lambda h: dict(h.get("rejects") or {})).items()})
-    series.update({f"bus rejects {k}": s for k, s in health_series(
+    faults.update({f"bus rejects {k}": s for k, s in health_series(
         streams, lambda h: dict((h.get("bus") or {}).get("rejects") or {})).items()})
-    series.update({f"overruns {k}": s for k, s in health_series(
+    faults.update({f"overruns {k}": s for k, s in health_series(
         streams, lambda h: {n: t.get("overruns", 0) for n, t in (h.get("tasks") or {}).items()
                             if isinstance(t, dict)}).items()})
-    series.update(health_series(streams, lambda h: {
+    events = health_series(streams, lambda h: {
         "events raised": h.get("events", 0), "events suppressed": h.get("events_suppressed", 0),
-        "frame slips": h.get("frame_slips", 0)}))
-    if not series:
+        "frame slips": h.get("frame_slips", 0)})
+    if not faults and not events:
         return None
-    figure, axes = plt.subplots(figsize=(11, 4.2))
-    for label, (t, v) in sorted(series.items()):
-        axes.step(t, v, where="post", label=label)
-    event_times = [m.t_ns / NS_PER_S for m in streams.messages(EVENT_TOPIC)]
-    if event_times:
-        axes.plot(event_times, np.zeros(len(event_times)), "rv", label="event published")
-    axes.set(title="rejects, overruns and events (cumulative health counters)",
-             xlabel="mission time (s)", ylabel="count")
-    axes.grid(True, alpha=0.3)
-    axes.legend(fontsize="small", ncol=3)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for axes, series in ((left, faults), (right, events)):
+        for label, (t, v) in sorted(series.items()):
+            axes.step(t, v, where="post", label=label)
+    published = [m.t_ns / NS_PER_S for m in streams.messages(EVENT_TOPIC)]
+    if published:
+        right.plot(published, np.zeros(len(published)), "rv", label="event published")
+    highest = max((float(v.max()) for _, v in faults.values() if v.size), default=0.0)
+    left.set_ylim(-0.05 * max(highest, 1.0), 1.1 * max(highest, 1.0))  # counts are >= 0
+    left.set(title="rejects and overruns", xlabel="mission time (s)", ylabel="count")
+    right.set(title="events and frame slips", xlabel="mission time (s)", ylabel="count")
+    for axes in (left, right):
+        axes.grid(True, alpha=0.3)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize="small", ncol=2)
+    figure.suptitle("cumulative health counters")
     return _png(figure)
 
 
