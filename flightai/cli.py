@@ -20,6 +20,7 @@ from flightai.cli_deploy import add_board_option, add_deploy_commands, apply_boa
 from flightai.config import ClockKind
 from flightai.config.schema import MissionConfig
 from flightai.errors import FlightaiError
+from flightai.inject import Injections, load_injections
 from flightai.profile import read_profile
 from flightai.runtime import build_executive, load_tasks, make_clock, make_source
 from flightai.sched.clock import Clock
@@ -73,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, help="override runtime.workers")
     run.add_argument("--duration-ms", type=int, help="stop after this much mission time")
     run.add_argument("--quiet", action="store_true", help="no status line, only the summary")
+    run.add_argument("--inject-faults", type=Path, metavar="FILE.json",
+                     help="bench only, with FLIGHTAI_FAULT_INJECTION=1: force the overruns and "
+                          "NaN outputs listed (written by flightai demo --faults)")
     run.set_defaults(handler=_cmd_run)
     add_bus_commands(sub)
     add_deploy_commands(sub)
@@ -154,8 +158,15 @@ def _run_with(config: MissionConfig, args: argparse.Namespace, clock: Clock,
     if local is not None:
         sources.append(local)
     loaded = load_tasks(config)
+    injections = Injections()
+    if args.inject_faults is not None:
+        injections = load_injections(args.inject_faults, config)
+        print(f"flightai: FAULT INJECTION ARMED: {len(injections.overruns)} forced overruns, "
+              f"{len(injections.nan_outputs)} NaN outputs from {args.inject_faults}")
     executive = build_executive(config, clock=clock, source=ChainSource(sources), sinks=sinks,
-                                workers=args.workers, loaded=loaded)
+                                workers=args.workers, loaded=loaded,
+                                injected_overruns=injections.overruns,
+                                injected_nan=injections.nan_outputs)
     if bus is not None:
         bus.attach(executive, loaded.reports, bundle=args.bundle_status)
         bus.start()

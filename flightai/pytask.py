@@ -102,8 +102,10 @@ class FactoryTask:
             warmup(inputs)
 
     def describe(self) -> dict[str, str]:
-        """Kind and target."""
-        return {"kind": "factory", "target": self._target}
+        """Kind and target, and the facts the instance's own ``describe()`` gives, if any."""
+        describe = getattr(self._instance, "describe", None)
+        facts = describe() if callable(describe) else {}
+        return {**facts, "kind": "factory", "target": self._target}
 
 
 def build_from_factory(target: str, base_dir: Path, params: Mapping[str, Any]) -> Any:

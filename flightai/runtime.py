@@ -11,7 +11,7 @@ from flightai.infer.model_task import ModelTask
 from flightai.infer.session import SessionReport
 from flightai.pytask import FactoryTask, FunctionTask, build_from_factory, load_object
 from flightai.sched.clock import Clock, ExternalClock, FastClock, WallClock
-from flightai.sched.executive import Executive, Overrun
+from flightai.sched.executive import Executive, NanOutput, Overrun
 from flightai.sched.io import InputSource, OutputSink
 from flightai.sched.task import Task
 from flightai.timebase import NS_PER_MS, NS_PER_US
@@ -78,11 +78,13 @@ def make_source(config: MissionConfig) -> InputSource | None:
 def build_executive(config: MissionConfig, *, clock: Clock | None = None,
                     source: InputSource | None = None, sinks: Sequence[OutputSink] = (),
                     workers: int | None = None, injected_overruns: Iterable[Overrun] = (),
+                    injected_nan: Iterable[NanOutput] = (),
                     loaded: LoadedTasks | None = None) -> Executive:
     """Load tasks (unless given), build the executive and warm it up to READY."""
     loaded = loaded or load_tasks(config)
     executive = Executive(config, loaded.tasks, clock or make_clock(config),
                           source=source if source is not None else make_source(config),
-                          sinks=sinks, workers=workers, injected_overruns=injected_overruns)
+                          sinks=sinks, workers=workers, injected_overruns=injected_overruns,
+                          injected_nan=injected_nan)
     executive.warm_up()
     return executive

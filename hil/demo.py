@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from flightai.client import Client
 from flightai.config.loader import load_mission
+from flightai.errors import ConfigError
 from hil.ltd1.dispersions import draw_case
 from hil.ltd1.loop import Plant, hard_tasks
 from hil.ltd1.sim import Simulator
@@ -29,6 +30,8 @@ from hil.ltd1.stub import FlightSoftwareStub, StubError
 from hil.ports import free_ports
 
 if TYPE_CHECKING:
+    from flightai.config.schema import MissionConfig
+    from hil.faults.bench import BenchFaults
     from hil.record.recorder import Recorder
     from hil.verdict.truth import TruthRecorder
 
@@ -55,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="output folder (default runs/demo-<config>-<seed>)")
     parser.add_argument("--record", type=Path, metavar="RUN.MCAP",
                         help="record every bus message both ways to this MCAP file")
+    parser.add_argument("--faults", type=Path, metavar="PLAN.toml",
+                        help="inject the faults of this seeded plan (docs/hil.md, Fault "
+                             "injection)")
     return parser
 
 
@@ -79,11 +85,21 @@ def main(argv: list[str]) -> int:
           + f"; runtime on {sensors.rsplit(':', 1)[1]}/{outputs.rsplit(':', 1)[1]}/"
           f"{commands.rsplit(':', 1)[1]}, {'real time' if args.real_time else 'lockstep'}")
     log_path = out / "runtime.log"
+    try:
+        faults = _bench_faults(args.faults, config, out)
+    except ConfigError as exc:
+        print(f"flightai demo: error: {exc}", file=sys.stderr)
+        return 2
+    if faults is not None:
+        command += faults.runtime_args
     recorder = _recorder(args.record, mission, overrides, outputs)
+    if faults is not None and recorder is not None:
+        faults.record_to(recorder)
     wall_start = time.monotonic()
     with log_path.open("w") as log:
         runtime = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   env={**os.environ, **ONE_BLAS_THREAD})
+                                   env={**os.environ, **ONE_BLAS_THREAD,
+                                        **(faults.runtime_env if faults else {})})
         try:
             plant = Plant(Simulator(case), keep_trajectory=True)
             truth = _truth_recorder(recorder, plant)
@@ -91,8 +107,13 @@ def main(argv: list[str]) -> int:
                 stub = FlightSoftwareStub(plant, client, config.runtime.minor_frame_ns,
                                           real_time=args.real_time,
                                           on_send=truth.on_send if truth else None,
-                                          alive=lambda: runtime.poll() is None)
+                                          alive=lambda: runtime.poll() is None,
+                                          outbound=faults.injector.messages_for if faults
+                                          else None)
                 stub.fly()
+            if faults is not None:
+                applied = faults.finish(plant.sim.t_ns + config.runtime.minor_frame_ns)
+                print(f"  {len(applied)} faults applied; wrote {out}/faults.json")
             if truth is not None:  # the ground truth, for verdicts (hil.verdict.truth)
                 truth.record_outcome(stub.record(args.seed, hard_tasks(config)))
             runtime.wait(timeout=60)
@@ -121,6 +142,15 @@ def main(argv: list[str]) -> int:
     print(f"flown in {wall_s:.1f} s wall; wrote {out}/outcome.json, trajectory.csv, "
           "runtime.log")
     return 0 if flight.success and runtime_digest == flight.digest else 1
+
+
+def _bench_faults(plan: Path | None, config: MissionConfig, out: Path) -> BenchFaults | None:
+    """The plan's faults set up for this run (None without a plan)."""
+    if plan is None:
+        return None
+    from hil.faults.bench import BenchFaults
+
+    return BenchFaults(plan, config, out)
 
 
 def _recorder(path: Path | None, mission: Path, overrides: list[str],

@@ -56,6 +56,19 @@ class Overrun:
     kind: OverrunKind
 
 
+@dataclass(frozen=True)
+class NanOutput:
+    """An injected fault: the job of ``task`` released at ``t_release_ns`` outputs NaN.
+
+    Applied at the job's deadline to the primary's computed outputs (every
+    floating-point array becomes NaN), before the guards: a bench's fault
+    injection, or the replay of a faulted run. Never set in flight.
+    """
+
+    task: str
+    t_release_ns: int
+
+
 @dataclass
 class _Job:
     runner: BoundTask
@@ -67,6 +80,12 @@ class _Job:
     fault: str | None = None
     wall_exec_ns: int = 0
     not_started: bool = False
+
+
+def _nan_like(outputs: Signals) -> Signals:
+    """The outputs with every floating-point array replaced by NaN (injected fault)."""
+    return {sig: frozen(np.full_like(value, np.nan)) if value.dtype.kind in "fc" else value
+            for sig, value in outputs.items()}
 
 
 def _time_tag(t_ns: int) -> npt.NDArray[np.generic]:
@@ -89,11 +108,13 @@ class Executive:
             (default ``runtime.workers``); results do not depend on it.
         injected_overruns: overruns to force (a test's injection or the record
             of a previous run being replayed).
+        injected_nan: jobs whose outputs to replace by NaN (fault injection).
     """
 
     def __init__(self, config: MissionConfig, tasks: Mapping[str, Task], clock: Clock, *,
                  source: InputSource | None = None, sinks: Sequence[OutputSink] = (),
-                 workers: int | None = None, injected_overruns: Iterable[Overrun] = ()) -> None:
+                 workers: int | None = None, injected_overruns: Iterable[Overrun] = (),
+                 injected_nan: Iterable[NanOutput] = ()) -> None:
         self.config = config
         self.table = build_table(config)
         self.clock = clock
@@ -103,6 +124,7 @@ class Executive:
         self._sinks = tuple(sinks)
         self._workers = workers or config.runtime.workers
         self._injected = {(o.task, o.t_release_ns): o.kind for o in injected_overruns}
+        self._nan_jobs = {(f.task, f.t_release_ns) for f in injected_nan}
         self._bound = {t.name: BoundTask(t, tasks[t.name], config) for t in config.tasks}
         self._guards: dict[str, list[Guard]] = {}
         for g in config.guards:
@@ -114,6 +136,9 @@ class Executive:
             self._values[base + TIME_TAG] = zeros_for(config, base + TIME_TAG)
         self._input_t_ns: dict[str, int] = {}
         self._inputs = {s.name: s for s in config.signals if s.input}
+        self._max_age_ns = {s.name: s.max_age_ns for s in config.signals
+                            if s.input and s.max_age_ns}
+        self._silent: set[str] = set()
         self._last: dict[str, Signals] = {}
         self._previous: dict[str, Signals] = {}
         self._needs: dict[str, tuple[str, ...]] = {}
@@ -224,6 +249,8 @@ class Executive:
         if self._source is not None:
             for sample in self._source.poll(t_ns):
                 self._ingest(sample, t_ns)
+        if self._max_age_ns:
+            self._watch_inputs(t_ns)
         for name in slot.releases:
             self._release(name, t_ns)
         self.health.frames += 1
@@ -255,6 +282,26 @@ class Executive:
             self._values[sample.signal + TIME_TAG] = _time_tag(sample.t_ns)
         self._input_t_ns[sample.signal] = sample.t_ns
         self.health.inputs_accepted += 1
+
+    def _watch_inputs(self, t_ns: int) -> None:
+        """Flag an input silent for longer than its ``max_age_ms`` (one event per outage).
+
+        Only inputs that have delivered a sample are watched: before the first one,
+        a signal is not late but not started (the handover, a sensor not yet in range).
+        """
+        for signal, max_age_ns in self._max_age_ns.items():
+            last = self._input_t_ns.get(signal)
+            if last is None:
+                continue
+            if t_ns - last > max_age_ns:
+                if signal not in self._silent:
+                    self._silent.add(signal)
+                    self.health.input_timeouts += 1
+                    self._event(t_ns, Severity.WARNING, "input_timeout", "",
+                                f"{signal}: no sample since {last} ns")
+            elif signal in self._silent:
+                self._silent.discard(signal)
+                self._event(t_ns, Severity.INFO, "input_resumed", "", signal)
 
     def _release(self, name: str, t_ns: int) -> None:
         self.health.tasks[name].releases += 1
@@ -295,6 +342,9 @@ class Executive:
                 job.fault = str(fault)
         task.record_exec(job.wall_exec_ns)
         policy = self._bound[name].config.on_guard
+        if (self._nan_jobs and job.outputs is not None and job.runner is self._bound[name]
+                and (name, job.t_release_ns) in self._nan_jobs):
+            job.outputs = _nan_like(job.outputs)
         if job.fault is not None or job.outputs is None:
             task.errors += 1
             self._event(t_ns, Severity.ERROR, "task_error", name, job.fault or "no outputs")

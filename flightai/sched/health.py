@@ -157,6 +157,7 @@ class Health:
     wall_lateness_ring: deque[int] = field(default_factory=lambda: deque(maxlen=_RING),
                                            repr=False)
     tick_timeouts: int = 0
+    input_timeouts: int = 0
     inputs_accepted: int = 0
     rejects: dict[str, int] = field(default_factory=dict)
     tasks: dict[str, TaskHealth] = field(default_factory=dict)
@@ -174,6 +175,7 @@ class Health:
     def reset_counters(self) -> None:
         """Zero every counter and statistic; mode and latches are kept."""
         self.frames = self.frame_slips = self.tick_timeouts = self.inputs_accepted = 0
+        self.input_timeouts = 0
         self.wall_lateness_max_ns = 0
         self.wall_lateness_ring.clear()
         self.rejects = {}
@@ -188,7 +190,8 @@ class Health:
             "wall_lateness_p50_ns": late_p50,
             "wall_lateness_p99_ns": late_p99,
             "wall_lateness_max_ns": self.wall_lateness_max_ns,
-            "tick_timeouts": self.tick_timeouts, "inputs_accepted": self.inputs_accepted,
+            "tick_timeouts": self.tick_timeouts, "input_timeouts": self.input_timeouts,
+            "inputs_accepted": self.inputs_accepted,
             "rejects": dict(self.rejects), "events": self.events.total,
             "events_suppressed": self.events.suppressed,
             "tasks": {name: t.snapshot() for name, t in self.tasks.items()},

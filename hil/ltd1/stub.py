@@ -19,7 +19,7 @@ from flightai.bus.outbound import FRAME_TOPIC, OUTPUT_PREFIX
 from flightai.bus.wire import Message, encode
 from flightai.client import Client
 from flightai.errors import BusError
-from flightai.sched.io import Publication
+from flightai.sched.io import Publication, Sample
 from flightai.timebase import NS_PER_MS, NS_PER_S
 from hil.ltd1.constants import MAX_MISSION_NS
 from hil.ltd1.criteria import FlightRecord
@@ -69,12 +69,16 @@ class FlightSoftwareStub:
             ``record_sent``): the bytes :func:`~flightai.bus.wire.encode` writes, which
             are those the client sends.
         alive: False once the runtime is known to be gone (see :func:`wait_ready`).
+        outbound: turns each frame's samples into the multipart messages to send
+            instead (a fault injector's ``messages_for``); they are sent as they are.
     """
 
     def __init__(self, plant: Plant, client: Client, minor_frame_ns: int, *,
                  real_time: bool = False, frame_timeout_s: float = 10.0,
                  on_send: Callable[[list[Any]], object] | None = None,
-                 alive: Callable[[], bool] = lambda: True) -> None:
+                 alive: Callable[[], bool] = lambda: True,
+                 outbound: Callable[[int, list[Sample]], list[list[bytes]]] | None = None
+                 ) -> None:
         self.plant = plant
         self.client = client
         self.minor_frame_ns = minor_frame_ns
@@ -83,6 +87,7 @@ class FlightSoftwareStub:
         self.final_status: Mapping[str, Any] = {}
         self.on_send = on_send
         self.alive = alive
+        self.outbound = outbound
 
     def fly(self) -> None:
         """Fly to touchdown (or the time limit), then read the runtime's status and stop it."""
@@ -95,10 +100,18 @@ class FlightSoftwareStub:
         tick_seq = 0
         on_send = self.on_send
         while True:
-            for sample in self.plant.poll(t_ns):
-                seq = self.client.publish(sample.signal, sample.t_ns, sample.value)
-                if on_send is not None:
-                    on_send(encode(sample.signal, seq, sample.t_ns, [("value", sample.value)]))
+            samples = self.plant.poll(t_ns)
+            if self.outbound is not None:
+                for frames in self.outbound(t_ns, samples):
+                    self.client.send_raw(frames)
+                    if on_send is not None:
+                        on_send(frames)
+            else:
+                for sample in samples:
+                    seq = self.client.publish(sample.signal, sample.t_ns, sample.value)
+                    if on_send is not None:
+                        on_send(encode(sample.signal, seq, sample.t_ns,
+                                       [("value", sample.value)]))
             if self.real_time:
                 lag_ns = wall_start + t_ns - time.monotonic_ns()
                 if lag_ns > 0:

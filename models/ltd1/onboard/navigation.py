@@ -198,6 +198,8 @@ class NavFilter:
       not the local crater wall. The unmodelled rest of the terrain within
       that region adds (``terrain_roughness``·σ_h)² to σ² = max(0.5,
       0.005·range)².
+      A range whose innovation fails the χ² gate (1 dof, ``alt_gate_chi2``) is
+      not applied (a stuck or biased altimeter, a noise burst).
     * TRN fix, at each new ``fix_t`` whose meta scale is positive, confidence at
       least ``min_confidence`` and exposure within the history: measured
       horizontal position at exposure z = prior + Δ·scale, σ =
@@ -236,6 +238,10 @@ class NavFilter:
         terrain_roughness: RMS terrain slope not captured by the DEM-slope
             linearisation (dimensionless).
         history_len: propagations kept in the position history.
+        alt_gate_chi2: χ² gate of a range (1 dof; 36 = 6σ; nominal flights stay
+            under 17): a range outside it is not applied and counted
+            (``ranges_rejected``), so a stuck or biased altimeter is detected and
+            the filter coasts on the IMU; a range back inside the gate is used again.
         mission_dir: the mission file's folder (given by the runtime).
     """
 
@@ -245,7 +251,8 @@ class NavFilter:
                  fix_sigma_px: float = 0.75, min_confidence: float = 0.25,
                  gate_chi2: float = 13.8, max_rejections: int = 4,
                  reacquire_sigma_m: float = 150.0, terrain_roughness: float = 0.05,
-                 history_len: int = 64, mission_dir: str | Path = ".") -> None:
+                 history_len: int = 64, alt_gate_chi2: float = 36.0,
+                 mission_dir: str | Path = ".") -> None:
         self._map = load_map(Path(mission_dir, map_file), map_sha256)
         self._sha256 = map_sha256
         self._psd = (accel_noise_ug * 1e-6 * 9.80665) ** 2  # (m/s²)²/Hz
@@ -258,6 +265,7 @@ class NavFilter:
         self._max_rejections = max_rejections
         self._reacquire_var = reacquire_sigma_m**2
         self._roughness = terrain_roughness
+        self._alt_gate_chi2 = alt_gate_chi2
         self._x = np.zeros(9)
         self._p = self._p0.copy()
         self._ready = False
@@ -267,7 +275,7 @@ class NavFilter:
         self._last_fix_t = 0  # a fix is never published at t = 0
         self._rejections = 0
         self._counts = {"fixes_accepted": 0, "fixes_rejected": 0, "fixes_ignored": 0,
-                        "reacquisitions": 0}
+                        "reacquisitions": 0, "ranges_rejected": 0}
         self._hist_t = np.zeros(history_len, dtype=np.int64)
         self._hist_xy = np.zeros((history_len, 2))
         self._hist_n = 0
@@ -423,7 +431,11 @@ class NavFilter:
         h = np.array([-sx, -sy, 1.0, sx * lag, sy * lag, -lag, 0.0, 0.0, 0.0])
         pht = p @ h
         s = float(h @ pht) + max(0.5, 0.005 * rng) ** 2 + self._roughness**2 * var_h
-        self._apply((pht / s).reshape(9, 1), pht.reshape(9, 1), np.array([rng - predicted]))
+        innovation = rng - predicted
+        if innovation * innovation / s > self._alt_gate_chi2:
+            self._counts["ranges_rejected"] += 1
+            return
+        self._apply((pht / s).reshape(9, 1), pht.reshape(9, 1), np.array([innovation]))
 
     def _trn(self, fix: npt.NDArray[Any], fix_t: int, meta: npt.NDArray[Any]) -> None:
         """TRN update when a new fix has arrived: usable, gated, applied at its exposure."""
