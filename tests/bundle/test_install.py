@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from flightai.bundle.build import build_bundle
 from flightai.bundle.install import STEPS, install, status_lines
-from flightai.bundle.keys import TrustedKey
+from flightai.bundle.keys import TrustedKey, load_signing_key
 from flightai.bundle.state import read_state, slot_file
 from flightai.bundle.verify import verify_bundle
 from flightai.errors import BundleError
 from tests.bundle.conftest import BuildFn, Keys
-from tests.conftest import ROOT
+from tests.conftest import EXAMPLE, ROOT
 from tests.integration.bus_harness import wait_for
 
 # Install in a child process, stopping (asleep) just before step argv[4] for the parent to kill.
@@ -105,14 +107,33 @@ def test_a_bundle_that_does_not_reach_ready_is_not_activated(
     assert _active_id(state_dir, trusted) == good
 
 
+@pytest.fixture(scope="module")
+def v1_installed(keys: Keys, trusted: tuple[TrustedKey, ...],
+                 tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(state folder with v1 active, v1 bundle, v2 bundle), made once: tests copy the folder."""
+    folder = tmp_path_factory.mktemp("v1")
+    shutil.copytree(EXAMPLE, folder / "lite", ignore=shutil.ignore_patterns("__pycache__"))
+    mission = folder / "lite" / "mission.toml"
+    paths = []
+    for version in (1, 2):
+        data, _ = build_bundle(mission, load_signing_key(keys[0]), version)
+        (folder / f"v{version}.bundle").write_bytes(data)
+        paths.append(folder / f"v{version}.bundle")
+        (folder / "lite" / "tasks.py").write_text((folder / "lite" / "tasks.py").read_text()
+                                                  + "\n# v2\n")
+    install(paths[0], folder / "state", trusted, [keys[1]])
+    return folder / "state", paths[0], paths[1]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("step", STEPS)
 def test_an_install_killed_at_any_step_leaves_old_or_new_active(
-        step: str, versions: tuple[Path, Path], keys: Keys, trusted: tuple[TrustedKey, ...],
-        tmp_path: Path) -> None:
-    one, two = versions
+        step: str, v1_installed: tuple[Path, Path, Path], keys: Keys,
+        trusted: tuple[TrustedKey, ...], tmp_path: Path) -> None:
+    template, one, two = v1_installed
     state_dir = tmp_path / "state"
-    old = install(one, state_dir, trusted, [keys[1]]).bundle.bundle_id
+    shutil.copytree(template, state_dir)
+    old = verify_bundle(one.read_bytes(), trusted).bundle_id
     new = verify_bundle(two.read_bytes(), trusted).bundle_id
     proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(two), str(state_dir),
                              str(keys[1]), step], stdout=subprocess.PIPE, text=True,
@@ -139,11 +160,12 @@ def test_an_install_killed_at_any_step_leaves_old_or_new_active(
 
 @pytest.mark.slow
 def test_an_install_killed_while_its_probe_loads_the_bundle_leaves_the_old_active(
-        versions: tuple[Path, Path], keys: Keys, trusted: tuple[TrustedKey, ...],
+        v1_installed: tuple[Path, Path, Path], keys: Keys, trusted: tuple[TrustedKey, ...],
         tmp_path: Path) -> None:
-    one, two = versions
+    template, one, two = v1_installed
     state_dir = tmp_path / "state"
-    old = install(one, state_dir, trusted, [keys[1]]).bundle.bundle_id
+    shutil.copytree(template, state_dir)
+    old = verify_bundle(one.read_bytes(), trusted).bundle_id
     proc = subprocess.Popen([sys.executable, "-m", "flightai", "bundle", "install", str(two),
                              "--trust", str(keys[1]), "--state-dir", str(state_dir)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,

@@ -35,28 +35,38 @@ def _digest(out: str) -> str:
     return match.group(1)
 
 
+MISSIONS = [
+    pytest.param(EXAMPLE / "mission.toml", [], "OK: 5 tasks, 2 models, 7 signals", 2, 4,
+                 id="ltd1-lite"),
+    pytest.param(ROOT / "models" / "ltd1" / "l2.toml", ["--include", "maps/ltd1-map.npz"],
+                 "OK: 6 tasks, 2 models, 13 signals", 1, 6, id="ltd1-l2"),
+]
+
+
 @pytest.mark.slow
-def test_a_bundle_of_the_lite_mission_runs_with_the_same_output_digest(
+@pytest.mark.parametrize(("mission", "include", "checked_ok", "workers", "files"), MISSIONS)
+def test_a_bundle_checks_and_runs_with_the_plain_missions_output_digest(
+        mission: Path, include: list[str], checked_ok: str, workers: int, files: int,
         keys: Keys, tmp_path: Path) -> None:
-    bundle = tmp_path / "lite.bundle"
-    built = flightai("bundle", "build", str(EXAMPLE / "mission.toml"), "--key", str(keys[0]),
-                     "--version", "4", "-o", str(bundle))
+    bundle = tmp_path / "mission.bundle"
+    built = flightai("bundle", "build", str(mission), "--key", str(keys[0]), "--version", "4",
+                     *include, "-o", str(bundle))
     assert built.returncode == 0, built.stderr
     trust = ["--trust", str(keys[1]), "--state-dir", str(tmp_path / "state")]
     checked = flightai("check", "--bundle", str(bundle), *trust)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "OK: bundle " in checked.stdout and "4 files verified" in checked.stdout
-    assert checked.stdout.rstrip().endswith("OK: 5 tasks, 2 models, 7 signals")
+    assert f"{files} files verified" in checked.stdout
+    assert checked.stdout.rstrip().endswith(checked_ok)
     run = ["--clock", "fast", "--duration-ms", "3000", "--quiet"]
-    plain = flightai("run", str(EXAMPLE / "mission.toml"), *run, *_bus(free_ports(3)))
+    plain = flightai("run", str(mission), *run, *_bus(free_ports(3)))
     bundled = flightai("run", "--bundle", str(bundle), *trust, *run, *_bus(free_ports(3)))
     assert plain.returncode == 0 and bundled.returncode == 0, plain.stderr + bundled.stderr
     assert _digest(bundled.stdout) == _digest(plain.stdout)
     verified = flightai("bundle", "verify", str(bundle), *trust)
     bundle_id = re.search(r"id ([0-9a-f]{64})", verified.stdout)
     assert bundle_id, verified.stdout
-    assert f"READY; running on the fast clock with 2 workers from bundle {bundle_id.group(1)} " \
-           "version 4 for 3.000 s" in bundled.stdout
+    assert (f"READY; running on the fast clock with {workers} workers from bundle "
+            f"{bundle_id.group(1)} version 4 for 3.000 s") in bundled.stdout
 
 
 @pytest.mark.slow
