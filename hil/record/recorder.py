@@ -320,6 +320,11 @@ class Recorder:
         self.stats.seq_gaps.setdefault(topic, 0)
         return channel
 
+    @property
+    def written(self) -> int:
+        """Bus messages written so far (read from any thread; exact once closed)."""
+        return sum(channel.count for channel in list(self._channels.values()))
+
     # -- closing ----------------------------------------------------------------------------
 
     def close(self) -> RecorderStats:
