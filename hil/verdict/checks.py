@@ -258,12 +258,13 @@ def _safe_entry(check: Check, streams: Streams, verdicts: VerdictSet) -> tuple[b
                                           for e in events[:i]):
             return False, (f"{fmt_t(entry.t_ns)}: SAFE entered ({entry.detail!r}) with no "
                            f"{cause} event in the {check.within_s:g} s before it")
+    every_entry = [e for e in events if e.kind == SAFE_ENTERED]
     previous_t, previous_mode = None, None
-    for message in health:
+    for message in streams.messages(HEALTH_TOPIC):  # from the start: the mode before lo
         mode = message.fields.get("health", {}).get("mode")
-        if mode == "SAFE" and previous_mode != "SAFE" and not any(
-                (previous_t is None or e.t_ns > previous_t) and e.t_ns <= message.t_ns
-                for _, e in entries):
+        if (lo <= message.t_ns <= hi and mode == "SAFE" and previous_mode != "SAFE"
+                and not any((previous_t is None or e.t_ns > previous_t)
+                            and e.t_ns <= message.t_ns for e in every_entry)):
             return False, (f"{fmt_t(message.t_ns)}: health mode SAFE (was {previous_mode}) with "
                            "no safe_entered event recorded since the previous health message")
         previous_t, previous_mode = message.t_ns, mode

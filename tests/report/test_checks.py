@@ -201,6 +201,17 @@ def test_safe_entry_fails_on_a_health_mode_change_with_no_event(tmp_path: Path) 
                                     "safe_entered event")
 
 
+def test_safe_entry_judges_only_entries_in_its_window(tmp_path: Path) -> None:
+    # entered SAFE at 0.15 s by command, still SAFE at 0.2 and 0.3 s
+    recording = write(tmp_path / "window.mcap", [
+        health(0), event(150 * MS, "safe_entered", "by command", "ERROR"),
+        health(200 * MS, mode="SAFE"), health(300 * MS, mode="SAFE")], mission=L2)
+    assert not judge(recording, {"kind": "safe_entry"}).passed
+    later = judge(recording, {"kind": "safe_entry", "from": 0.25})
+    assert later.passed, later.reason
+    assert later.reason == "SAFE never entered from 0.250 s to 0.300 s (1 health messages)"
+
+
 def test_never_safe_is_an_always_check_on_the_health_mode(tmp_path: Path) -> None:
     silent = _safe_run(tmp_path, "mode")
     check = {"kind": "always", "topic": "health", "field": "health.mode",
