@@ -95,9 +95,10 @@ def read_archive(data: bytes, limits: Limits) -> dict[str, bytes]:
     for info in infos:
         _check_entry(info, seen)
         total += info.file_size
-    if total > limits.max_bundle_bytes:
-        raise refuse(Refusal.TOO_LARGE, f"entries declare {total} bytes, above the limit of "
-                     f"{limits.max_bundle_bytes}")
+    if total > min(limits.max_bundle_bytes, len(data)):
+        # Stored entries cannot hold more than the archive: more means overlapping entries.
+        raise refuse(Refusal.TOO_LARGE, f"entries declare {total} bytes in an archive of "
+                     f"{len(data)} (limit {limits.max_bundle_bytes})")
     out: dict[str, bytes] = {}
     with archive:
         for info in infos:

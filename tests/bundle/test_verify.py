@@ -214,6 +214,22 @@ def test_size_bombs_are_refused_before_inflating(trusted: tuple[TrustedKey, ...]
     assert refusal(many, trusted, Limits(max_entries=10)) == "too_large"
 
 
+def test_overlapping_entries_are_refused(trusted: tuple[TrustedKey, ...]) -> None:
+    one = _raw_zip((_entry("files/a"), bytes(1000)))
+    archive = zipfile.ZipFile(io.BytesIO(one))
+    info = archive.infolist()[0]
+    central = one[archive.start_dir:]
+    end = central[central.index(b"PK\x05\x06"):]
+    record = central[:len(central) - len(end)]
+    copies = [record.replace(b"files/a", f"files/{c}".encode()) for c in "abcdefgh"]
+    count = len(copies).to_bytes(2, "little")
+    size = sum(len(c) for c in copies).to_bytes(4, "little")
+    end = end[:8] + count + count + size + end[16:]  # 8 names over one stored entry
+    bomb = one[:archive.start_dir] + b"".join(copies) + end
+    assert info.file_size == 1000 and len(bomb) < 2000
+    assert refusal(bomb, trusted) == "too_large"
+
+
 def test_garbage_is_not_an_archive(trusted: tuple[TrustedKey, ...]) -> None:
     assert refusal(b"", trusted) == "not_an_archive"
     assert refusal(b"PK\x03\x04" + bytes(100), trusted) == "not_an_archive"
