@@ -125,9 +125,10 @@ def qualify(candidate: Path, role: str, mission: Path, out: Path, client: Any, *
             progress: Any = None) -> dict[str, Any]:
     """Contract checks, the two campaigns and the paired verdict; writes the scorecard.
 
-    The baseline's cases go to ``out/baseline`` and the candidate's to
-    ``out/candidate-<sha256[:12]>``: both resume, and several candidates share
-    one baseline.
+    The baseline's cases go to ``out/baseline``, the candidate's to
+    ``out/candidate-<sha256[:12]>`` and the scorecard to
+    ``out/scorecard-<sha256[:12]>.{json,html}``: both campaigns resume, and
+    several candidates qualified into one ``out`` share one baseline.
     """
     from flightai.config.loader import load_mission
     from hil.campaign.runner import run_campaign
@@ -168,10 +169,15 @@ def qualify(candidate: Path, role: str, mission: Path, out: Path, client: Any, *
     return _write(out, card)
 
 
+def scorecard_path(out: Path, sha256: str, suffix: str) -> Path:
+    """Where a candidate's scorecard goes: one per candidate, so they can share ``out``."""
+    return out / f"scorecard-{sha256[:12]}.{suffix}"
+
+
 def _write(out: Path, card: dict[str, Any]) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "scorecard.json", json.dumps(card, indent=1) + "\n")
-    write_atomic(out / "scorecard.html", scorecard_html(card))
+    write_atomic(scorecard_path(out, card["sha256"], "json"), json.dumps(card, indent=1) + "\n")
+    write_atomic(scorecard_path(out, card["sha256"], "html"), scorecard_html(card))
     return card
 
 
@@ -254,5 +260,6 @@ def _cmd_qualify(args: argparse.Namespace) -> int:
         print(f"  contract {ok:4s} {check['name']}: {check['detail']}")
     for c in card.get("criteria", []):
         print(f"  {c['verdict']:13s} {c['label']}")
-    print(f"flightai hil qualify: {card['verdict'].upper()}; {args.out}/scorecard.html")
+    print(f"flightai hil qualify: {card['verdict'].upper()}; "
+          f"{scorecard_path(args.out, card['sha256'], 'html')}")
     return EXIT[card["verdict"]]
