@@ -17,8 +17,9 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flightai.client import Client
 from flightai.config.loader import load_mission
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from hil.faults.bench import BenchFaults
     from hil.record.recorder import Recorder
     from hil.verdict.truth import TruthRecorder
+    from hil.view.live import LiveView
 
 MISSIONS = Path(__file__).resolve().parent.parent / "models" / "ltd1"
 CONFIGS = {"l2": "l2.toml", "b1": "b1.toml"}
@@ -58,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="output folder (default runs/demo-<config>-<seed>)")
     parser.add_argument("--record", type=Path, metavar="RUN.MCAP",
                         help="record every bus message both ways to this MCAP file")
+    parser.add_argument("--view", type=int, nargs="?", const=8765, metavar="PORT",
+                        help="serve the flight live to Foxglove on ws://127.0.0.1:PORT "
+                             "(default 8765): what the runtime publishes, what the stub sends "
+                             "and their views (docs/hil.md, Live view)")
     parser.add_argument("--faults", type=Path, metavar="PLAN.toml",
                         help="inject the faults of this seeded plan (docs/hil.md, Fault "
                              "injection)")
@@ -93,6 +99,7 @@ def main(argv: list[str]) -> int:
     if faults is not None:
         command += faults.runtime_args
     recorder = _recorder(args.record, mission, overrides, outputs)
+    live = _live_view(args.view, outputs)
     if faults is not None and recorder is not None:
         faults.record_to(recorder)
     wall_start = time.monotonic()
@@ -106,7 +113,8 @@ def main(argv: list[str]) -> int:
             with Client(sensors, outputs, commands, name="fsw-stub") as client:
                 stub = FlightSoftwareStub(plant, client, config.runtime.minor_frame_ns,
                                           real_time=args.real_time,
-                                          on_send=truth.on_send if truth else None,
+                                          on_send=_sent_to(truth.on_send if truth else None,
+                                                           live.publish_sent if live else None),
                                           alive=lambda: runtime.poll() is None,
                                           outbound=faults.injector.messages_for if faults
                                           else None)
@@ -129,6 +137,8 @@ def main(argv: list[str]) -> int:
                 runtime.wait(timeout=10)
             if recorder is not None:
                 _close_recorder(recorder, args.record)
+            if live is not None:
+                live.close()
     wall_s = time.monotonic() - wall_start
     flight = stub.record(args.seed, hard_tasks(config))
     runtime_digest = _digest_in(log_path)
@@ -173,6 +183,31 @@ def _truth_recorder(recorder: Recorder | None, plant: Plant) -> TruthRecorder | 
     from hil.verdict.truth import TruthRecorder
 
     return TruthRecorder(recorder, plant)
+
+
+def _live_view(port: int | None, outputs: str) -> LiveView | None:
+    """A live Foxglove view of the flight on loopback (None without a port)."""
+    if port is None:
+        return None
+    from hil.view.live import LiveView
+
+    live = LiveView(outputs, port=port)
+    live.start()
+    print(f"  live view on ws://127.0.0.1:{live.port} (Foxglove: Open connection)", flush=True)
+    return live
+
+
+def _sent_to(*sinks: Callable[[list[Any]], object] | None) -> Callable[[list[Any]], None] | None:
+    """One ``on_send`` calling each of ``sinks`` that is given (None if none is)."""
+    given = [sink for sink in sinks if sink is not None]
+    if not given:
+        return None
+
+    def on_send(frames: list[Any]) -> None:
+        for sink in given:
+            sink(frames)
+
+    return on_send
 
 
 def _close_recorder(recorder: Recorder, path: Path) -> None:

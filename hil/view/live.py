@@ -18,14 +18,22 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import zmq
 from foxglove import Channel, Context, start_server
 from foxglove.websocket import WebSocketServer
 
-from flightai.bus.wire import MAX_OUTBOUND_HEADER_BYTES, WireError, decode
-from hil.record.views import LTD1_VIEWS, SignalView, ViewMaker, json_schema_of, wire_json
+from flightai.bus.wire import MAX_OUTBOUND_HEADER_BYTES, Message, WireError, decode
+from hil.record.views import (
+    LTD1_VIEWS,
+    SignalView,
+    ViewMaker,
+    as_bytes,
+    json_schema_of,
+    wire_json,
+)
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -42,8 +50,9 @@ class LiveView:
         signals: per-signal view refinements.
         rcvhwm: messages the SUB socket holds before dropping (keeps the view live).
 
-    Call :meth:`run` (blocks until ``stop`` is set), then :meth:`close`; or use it as a
-    context manager around a thread running :meth:`run`.
+    Call :meth:`run` (blocks until ``stop`` is set), or :meth:`start` (a thread of its
+    own), then :meth:`close`. :meth:`publish_sent` adds what a sender sends (a stub's
+    ``on_send``), which no SUB socket can see.
     """
 
     def __init__(self, outputs: str, host: str = LOOPBACK, port: int = DEFAULT_PORT,
@@ -54,6 +63,9 @@ class LiveView:
         self.messages = 0
         self.refused = 0
         self._wire: dict[str, Channel] = {}
+        self._lock = threading.Lock()  # publish: the SUB loop and a sender's thread
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self._zmq = zmq.Context()
         self._socket = self._zmq.socket(zmq.SUB)
         self._socket.rcvhwm = rcvhwm
@@ -82,14 +94,29 @@ class LiveView:
                     break
                 self.publish(frames, time.time_ns())
 
-    def publish(self, frames: list[bytes], log_time_ns: int) -> None:
+    def start(self) -> None:
+        """Run :meth:`run` on a thread of its own until :meth:`close`."""
+        self._thread = threading.Thread(target=self.run, args=(self._stop,), daemon=True,
+                                        name="flightai-live-view")
+        self._thread.start()
+
+    def publish_sent(self, frames: Sequence[Any]) -> None:
+        """Publish a message sent to the runtime (frames as ``encode`` gives them)."""
+        self.publish([f if type(f) is bytes else as_bytes(f) for f in frames], time.time_ns())
+
+    def publish(self, frames: Sequence[bytes], log_time_ns: int) -> None:
         """Log one bus message as JSON on its topic's channel, and its views."""
         try:
             message = decode(frames, max_message_bytes=1 << 30,
                              max_header_bytes=MAX_OUTBOUND_HEADER_BYTES)
         except WireError:
-            self.refused += 1
+            with self._lock:
+                self.refused += 1
             return
+        with self._lock:
+            self._publish(message, log_time_ns)
+
+    def _publish(self, message: Message, log_time_ns: int) -> None:
         value = wire_json(message)
         channel = self._wire.get(message.topic)
         if channel is None:
@@ -101,7 +128,10 @@ class LiveView:
         self.messages += 1
 
     def close(self) -> None:
-        """Stop the server and close the socket."""
+        """Stop the thread (if started) and the server, and close the socket."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
         self.server.stop()
         self._socket.close()
         self._zmq.term()

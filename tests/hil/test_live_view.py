@@ -154,6 +154,11 @@ def test_hil_view_serves_a_running_runtime_over_foxglove_websocket(tmp_path) -> 
                 view.wait()
     assert view.returncode == 0, err
     assert "flightai hil view: stopped after" in out and "Traceback" not in err
+    for topic in received:
+        assert received[topic][0]["encoding"] == "json"
+        assert received[topic][0]["schemaEncoding"] == "jsonschema"
+        json.loads(received[topic][0]["schema"])  # a JSON schema
+    received = {topic: json.loads(payload) for topic, (_, payload) in received.items()}
     health = received["health"]
     assert health["topic"] == "health" and health["health"]["frames"] > 0
     assert received["out.t"]["arrays"]["y"]["dtype"] == "float32"
@@ -162,8 +167,12 @@ def test_hil_view_serves_a_running_runtime_over_foxglove_websocket(tmp_path) -> 
     assert len(received["/view/y"]["value"]) == 1 and received["/view/y"]["t_ns"] > 0
 
 
-def _subscribe_and_receive(client: FoxgloveClient, topics: set[str]) -> dict[str, Any]:
-    """Wait for ``topics`` to be advertised, subscribe, and return a message of each (JSON)."""
+def _subscribe_and_receive(client: FoxgloveClient,
+                           topics: set[str]) -> dict[str, tuple[dict[str, Any], bytes]]:
+    """Wait for ``topics`` to be advertised, subscribe, and return a message of each.
+
+    Returns: per topic, its advertised channel and the payload of one message.
+    """
     channels: dict[str, dict[str, Any]] = {}
     server_info: dict[str, Any] = {}
     deadline = time.monotonic() + POLL_LIMIT_S
@@ -177,22 +186,54 @@ def _subscribe_and_receive(client: FoxgloveClient, topics: set[str]) -> dict[str
                 channels.update({c["topic"]: c for c in op["channels"]})
     assert server_info.get("name") == "flightai"
     assert topics <= set(channels), f"advertised: {sorted(channels)}"
-    for topic in topics:
-        assert channels[topic]["encoding"] == "json"
-        assert channels[topic]["schemaEncoding"] == "jsonschema"
-        json.loads(channels[topic]["schema"])  # a JSON schema
     by_id = {i: channels[topic] for i, topic in enumerate(sorted(topics), 1)}
     client.send_json({"op": "subscribe", "subscriptions": [
         {"id": i, "channelId": c["id"]} for i, c in by_id.items()]})
-    received: dict[str, Any] = {}
+    received: dict[str, tuple[dict[str, Any], bytes]] = {}
 
     def one() -> bool:
         opcode, payload = client.receive()
         if opcode == 2 and payload[0] == 0x01:  # message data
             subscription, log_time_ns = struct.unpack_from("<IQ", payload, 1)
             assert log_time_ns > 0
-            received.setdefault(by_id[subscription]["topic"], json.loads(payload[13:]))
+            channel = by_id[subscription]
+            received.setdefault(channel["topic"], (channel, payload[13:]))
         return set(received) == topics
 
     assert wait_for(one, timeout_s=POLL_LIMIT_S), f"received: {sorted(received)}"
     return received
+
+
+@pytest.mark.slow
+def test_demo_view_serves_the_flight_with_what_the_stub_sends(tmp_path) -> None:
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "flightai", "demo", "--nominal", "--out", str(tmp_path),
+         "--view", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert demo.stdout is not None
+        port = None
+        for line in demo.stdout:
+            if "live view on ws://127.0.0.1:" in line:
+                port = int(line.split("ws://127.0.0.1:")[1].split()[0])
+                break
+        assert port is not None, "the demo never said where its live view is"
+        client = FoxgloveClient("127.0.0.1", port)
+        try:  # the camera is a sensor sample: only the stub's on_send can show it
+            received = _subscribe_and_receive(client, {"/view/camera/image",
+                                                       "/view/nav/state/pose", "camera.image"})
+        finally:
+            client.close()
+        out, err = demo.communicate(timeout=300)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 0, err
+    assert "SUCCESS" in out
+    channel, _ = received["/view/camera/image"]
+    assert (channel["encoding"], channel["schemaName"], channel["schemaEncoding"]) == (
+        "protobuf", "foxglove.RawImage", "protobuf")
+    assert received["/view/nav/state/pose"][0]["schemaName"] == "foxglove.PoseInFrame"
+    camera = json.loads(received["camera.image"][1])
+    assert camera["arrays"]["value"] == {"dtype": "float32", "shape": [256, 256]}
