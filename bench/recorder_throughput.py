@@ -10,7 +10,9 @@ fresh MCAP file (no compression, CRCs on, 1 MiB chunks) in a temporary folder:
 * ``foxglove_bare`` (reference): foxglove-sdk's MCAP writer, which the recorder
   uses, logging the same pre-packed data: the recorder's own overhead;
 * ``record``: :meth:`hil.record.Recorder.record` of each message's frames (the
-  ``record_sent`` path), default options (views on), then ``close``;
+  ``record_sent`` path), default options (views on) but a queue as long as the stream
+  (a burst of the whole stream would otherwise overflow the default 100 000 and
+  drop), then ``close``;
 * ``record_no_views``: the same with ``views=False``;
 * ``subscribe``: :meth:`~hil.record.Recorder.subscribe` (its SUB reader thread)
   to a child process that publishes the frames on ``tcp://127.0.0.1`` once told
@@ -106,7 +108,7 @@ def foxglove_bare(path: Path, messages: list[list[bytes]], data: list[bytes]) ->
 def record(path: Path, messages: list[list[bytes]], views: bool = True) -> float:
     """The recorder's ``record`` path, from the first call to ``close``."""
     start = time.perf_counter()
-    recorder = Recorder(path, RecorderOptions(views=views))
+    recorder = Recorder(path, RecorderOptions(views=views, queue_size=len(messages)))
     record_sent = recorder.record_sent
     for frames in messages:
         record_sent(frames)
@@ -140,7 +142,7 @@ def publisher(endpoint: str, kind: str, n: int, pipe: Connection) -> None:
 
 def subscribe(path: Path, endpoint: str, pipe: Connection, n: int) -> float:
     """The recorder's SUB path: from go to ``close``."""
-    recorder = Recorder(path)
+    recorder = Recorder(path, RecorderOptions(queue_size=n))
     recorder.subscribe(endpoint, rcvhwm=0)
     time.sleep(1.0)  # the subscription reaches the publisher (ZeroMQ's late joiner)
     start = time.perf_counter()
@@ -293,6 +295,9 @@ def main() -> None:
                       "(subscribe, sub_bare: from telling the publisher to go)",
             "publisher": "a spawn child, PUB sndhwm 0 bound on tcp://127.0.0.1, "
                          "send_multipart (copy=False for 256 KiB); the SUB sockets rcvhwm 0",
+            "recorder_options": "defaults (views on, 1 MiB or 1 s chunks, no compression) "
+                                "but queue_size = the stream's length: the stream arrives "
+                                "as one burst, which the default queue would drop from",
             "check": "every loop wrote every message (counts and drops checked); the first "
                      "record and subscribe file of a stream reopened with CRCs validated",
         },
