@@ -135,18 +135,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
               "mission has no [bus] section", file=sys.stderr)
         return 2
     prepare_process(config)  # before any thread starts: they inherit it
+    injections = Injections()
+    if args.inject_faults is not None:  # checked before any socket is bound
+        injections = load_injections(args.inject_faults, config)
+        print(f"flightai: FAULT INJECTION ARMED: {len(injections.overruns)} forced overruns, "
+              f"{len(injections.nan_outputs)} NaN outputs from {args.inject_faults}")
     digest = DigestSink()
     clock = make_clock(config, clock_kind)
     bus = BusServer(config, clock) if config.bus is not None else None
     try:
-        return _run_with(config, args, clock, clock_kind, digest, bus)
+        return _run_with(config, args, clock, clock_kind, digest, bus, injections)
     finally:
         if bus is not None:
             bus.close()
 
 
 def _run_with(config: MissionConfig, args: argparse.Namespace, clock: Clock,
-              clock_kind: ClockKind, digest: DigestSink, bus: BusServer | None) -> int:
+              clock_kind: ClockKind, digest: DigestSink, bus: BusServer | None,
+              injections: Injections) -> int:
     notifier = Notifier()  # sd_notify under systemd, a no-op elsewhere
     watchdog = WatchdogSink(notifier, config.name, clock.lateness_ns, config.runtime.minor_frame_ns)
     sinks: list[OutputSink] = [_ConsoleSink(digest), watchdog]
@@ -158,11 +164,6 @@ def _run_with(config: MissionConfig, args: argparse.Namespace, clock: Clock,
     if local is not None:
         sources.append(local)
     loaded = load_tasks(config)
-    injections = Injections()
-    if args.inject_faults is not None:
-        injections = load_injections(args.inject_faults, config)
-        print(f"flightai: FAULT INJECTION ARMED: {len(injections.overruns)} forced overruns, "
-              f"{len(injections.nan_outputs)} NaN outputs from {args.inject_faults}")
     executive = build_executive(config, clock=clock, source=ChainSource(sources), sinks=sinks,
                                 workers=args.workers, loaded=loaded,
                                 injected_overruns=injections.overruns,
