@@ -39,7 +39,7 @@ def _check(capsys: pytest.CaptureFixture[str], profile: Path, *sets: str) -> tup
 
 def _needed_us(profile: Path, model: str) -> int:
     """p99.9 plus the mission's default margin (20 % + 50 us), rounded up to whole us."""
-    p999_ns = json.loads(profile.read_text())["models"][model]["timing"]["p999_ns"]
+    p999_ns = int(json.loads(profile.read_text())["models"][model]["timing"]["p999_ns"])
     margin = load_mission(LITE).runtime.admission
     return math.ceil((p999_ns + margin.margin_ns(p999_ns)) / 1000)
 

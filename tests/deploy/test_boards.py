@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import onnxruntime as ort
 import pytest
@@ -75,7 +76,7 @@ def test_a_board_file_is_refused_with_its_path(tmp_path: Path) -> None:
 
 
 def test_a_star_override_reaches_every_element() -> None:
-    doc = {"models": [{"name": "a", "x": 1}, {"name": "b"}], "runtime": {}}
+    doc: dict[str, Any] = {"models": [{"name": "a", "x": 1}, {"name": "b"}], "runtime": {}}
     out = apply_overrides(doc, ["models.*.x=2", "models.b.y=[1, 2]"])
     assert out["models"] == [{"name": "a", "x": 2}, {"name": "b", "x": 2, "y": [1, 2]}]
     assert doc["models"][0]["x"] == 1  # the input is not changed

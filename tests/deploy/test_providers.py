@@ -9,6 +9,7 @@ import pytest
 
 from flightai.cli import main
 from flightai.config import load_mission
+from flightai.config.schema import ModelConfig
 from flightai.errors import ConfigError, ProviderError
 from flightai.infer.model_task import ModelTask
 from flightai.infer.providers import require_engines, with_options
@@ -21,7 +22,7 @@ GPU_ONLY = pytest.mark.skipif(CUDA in ort.get_available_providers(),
                               reason="a CPU-only onnxruntime is what these tests exercise")
 
 
-def _model(*sets: str, name: str = "guidance_mlp"):  # type: ignore[no-untyped-def]
+def _model(*sets: str, name: str = "guidance_mlp") -> ModelConfig:
     return load_mission(LITE, list(sets)).model(name)
 
 
