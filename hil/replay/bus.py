@@ -12,6 +12,7 @@ given endpoints.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,8 +26,10 @@ from flightai.bus.outbound import FRAME_TOPIC, OUTPUT_PREFIX
 from flightai.bus.wire import Message
 from flightai.client import Client
 from flightai.config.schema import MissionConfig
+from flightai.inject import ENV_GATE
 from flightai.sched.io import DigestSink, Publication
 from hil.demo import ONE_BLAS_THREAD
+from hil.faults.record import recorded_injections
 from hil.ltd1.stub import StubError, wait_ready
 from hil.ports import free_ports
 from hil.record.reader import Recording
@@ -46,10 +49,12 @@ class ChildRuntime:
         overrides: ``--set`` overrides (the endpoints and clock are added last).
         workers: ``--workers``, or None.
         log: the file its output goes to.
+        inject: a model-fault injection file (``flightai run --inject-faults``, armed by
+            ``FLIGHTAI_FAULT_INJECTION=1`` in its environment), to replay a faulted run.
     """
 
     def __init__(self, mission: Path, overrides: list[str], workers: int | None,
-                 log: Path) -> None:
+                 log: Path, inject: Path | None = None) -> None:
         sensors, outputs, commands = (f"tcp://127.0.0.1:{p}" for p in free_ports(3))
         self.endpoints = (sensors, outputs, commands)
         sets = [*overrides, f"bus.sensors={sensors}", f"bus.outputs={outputs}",
@@ -58,13 +63,17 @@ class ChildRuntime:
                         *(f"--set={s}" for s in sets)]
         if workers:
             self.command += ["--workers", str(workers)]
+        self._env = {**os.environ, **ONE_BLAS_THREAD}
+        if inject is not None:
+            self.command += ["--inject-faults", str(inject)]
+            self._env[ENV_GATE] = "1"
         self.log = log
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> ChildRuntime:
         with self.log.open("wb") as log:
             self._process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
-                                             env={**os.environ, **ONE_BLAS_THREAD})
+                                             env=self._env)
         return self
 
     def alive(self) -> bool:
@@ -129,8 +138,13 @@ def replay_over_bus(recording: Recording, inputs: RecordedInputs, config: Missio
     with tempfile.TemporaryDirectory(prefix="flightai-replay-") as folder:
         log = target.log or Path(folder) / "runtime.log"
         path = child_mission(recording, mission)
+        injections = recorded_injections(recording, config)  # a faulted run's model faults
+        inject = None
+        if injections.overruns or injections.nan_outputs:
+            inject = Path(folder) / "injections.json"
+            inject.write_text(json.dumps(injections.to_json()))
         with ChildRuntime(path, [*recorded_overrides(recording), *overrides], workers,
-                          log) as child:
+                          log, inject) as child:
             try:
                 with Client(*child.endpoints, name="flightai-player") as client:
                     result = _drive(client, inputs, control, target, mode, child.alive)

@@ -44,10 +44,12 @@ from flightai.bus.wire import WireError
 from flightai.config.loader import load_mission, parse_mission
 from flightai.config.overrides import apply_overrides
 from flightai.config.schema import MissionConfig
+from flightai.inject import Injections
 from flightai.runtime import build_executive
 from flightai.sched.clock import Clock, ExternalClock, FastClock
 from flightai.sched.io import DigestSink, MemorySink, Publication, Sample
 from flightai.timebase import NS_PER_S
+from hil.faults.record import recorded_injections
 from hil.record.fingerprint import bit_exact, fingerprint
 from hil.record.reader import Recording
 from hil.record.recorder import META_CONFIG, META_PLATFORM, TO_RUNTIME
@@ -271,6 +273,7 @@ def replay(recording: Recording | str | Path, mission: Path | None = None,
     if not inputs.ticks:
         raise ValueError("the recording holds no ticks: nothing to replay")
     config = recorded_config(recording, mission, list(overrides))
+    injections = recorded_injections(recording, config)  # a faulted run's model faults
     frame_ns = config.runtime.minor_frame_ns
     end_ns = inputs.ticks[-1] + frame_ns
     if stop_ns is not None:
@@ -286,7 +289,8 @@ def replay(recording: Recording | str | Path, mission: Path | None = None,
 
             return replay_over_bus(recording, inputs, config, bus, frame_control, mode=mode,
                                    mission=mission, overrides=list(overrides), workers=workers)
-        return _in_process(config, inputs, frame_control, mode=mode, workers=workers)
+        return _in_process(config, inputs, frame_control, mode=mode, workers=workers,
+                           injections=injections)
     finally:
         frame_control.close()
 
@@ -359,7 +363,7 @@ def _lockstep_clock(inputs: RecordedInputs, control: FrameControl) -> ExternalCl
 
 
 def _in_process(config: MissionConfig, inputs: RecordedInputs, control: FrameControl, *,
-                mode: Mode, workers: int | None) -> ReplayResult:
+                mode: Mode, workers: int | None, injections: Injections) -> ReplayResult:
     clock: Clock
     if mode is Mode.LOCKSTEP:
         clock = _lockstep_clock(inputs, control)
@@ -370,7 +374,8 @@ def _in_process(config: MissionConfig, inputs: RecordedInputs, control: FrameCon
     memory, digest = MemorySink(), DigestSink()
     inputs.rewind()
     executive = build_executive(config, clock=clock, source=inputs, sinks=[memory, digest],
-                                workers=workers)
+                                workers=workers, injected_overruns=injections.overruns,
+                                injected_nan=injections.nan_outputs)
     start, cpu_start = time.perf_counter(), time.process_time()
     executive.run(control.end_ns)
     wall_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
