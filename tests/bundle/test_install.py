@@ -59,6 +59,19 @@ def _read_line(proc: subprocess.Popen[str], timeout_s: float) -> str:
     return proc.stdout.readline().strip()
 
 
+def _probe_child(parent: int) -> bool:
+    """Whether ``parent`` has a child process running ``flightai bundle probe`` (Linux /proc)."""
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat_file.read_text().rpartition(")")[2].split()[1])
+            cmdline = (stat_file.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):  # the process is gone: not ours
+            continue
+        if ppid == parent and b"probe" in cmdline:
+            return True
+    return False
+
+
 @pytest.fixture
 def versions(lite: Path, build: BuildFn) -> tuple[Path, Path]:
     """Two installable bundles of the same mission: v1, then v2 with other code bytes."""
@@ -170,10 +183,8 @@ def test_an_install_killed_while_its_probe_loads_the_bundle_leaves_the_old_activ
                              "--trust", str(keys[1]), "--state-dir", str(state_dir)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
                             start_new_session=True)
-    written = slot_file(state_dir, "b")
-    try:  # the new slot is whole once renamed: the probe child is loading it then
-        probing = wait_for(lambda: written.is_file() and written.read_bytes() == two.read_bytes(),
-                           timeout_s=120)
+    try:  # kill once the probe child runs (it then has the new slot whole, loading it)
+        probing = wait_for(lambda: _probe_child(proc.pid), timeout_s=120)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the install and its probe child
         proc.wait(30)
