@@ -17,8 +17,16 @@ from onnx import numpy_helper
 from hil import cli, demo
 from hil.record import Recording
 from hil.replay import recorded_publications
+from hil.replay.bus import ChildRuntime, child_mission
 from hil.replay.control import FrameControl, Stepper
-from hil.replay.player import BusTarget, Mode, compare_replay, in_window, replay
+from hil.replay.player import (
+    BusTarget,
+    Mode,
+    compare_replay,
+    in_window,
+    recorded_overrides,
+    replay,
+)
 
 MISSIONS = Path(__file__).resolve().parents[2] / "models" / "ltd1"
 S = 1_000_000_000
@@ -64,6 +72,21 @@ def test_lockstep_over_the_bus_into_a_child_runtime_is_bit_exact(
     assert comparison.compared == len(recorded_publications(recording))
     assert result.digest == _runtime_digest(flight)
     assert result.target.startswith("bus")
+
+
+@pytest.mark.slow
+def test_replay_into_a_running_runtime_by_its_endpoints(recording: Recording,
+                                                        tmp_path: Path) -> None:
+    mission = child_mission(recording, None)
+    with ChildRuntime(mission, recorded_overrides(recording), None,
+                      tmp_path / "runtime.log") as runtime:
+        result = replay(recording, mode=Mode.LOCKSTEP, stop_ns=S,
+                        bus=BusTarget(endpoints=runtime.endpoints))
+        assert runtime.alive()  # the player leaves a runtime it did not start running
+    comparison = compare_replay(recording, result)
+    assert comparison.verdict == "identical", comparison.summary()
+    assert result.frames == 100 and comparison.compared > 0
+    assert result.target == f"bus ({runtime.endpoints[0]})"
 
 
 @pytest.mark.slow
