@@ -32,6 +32,7 @@ from flightai.bundle.keys import key_id
 from flightai.bundle.manifest import FileEntry, Manifest
 from flightai.bundle.refusal import Refusal, refuse
 from flightai.config import load_mission
+from flightai.config.deployment import PATH_OPTIONS
 from flightai.config.schema import MissionConfig
 
 
@@ -79,6 +80,13 @@ def mission_files(config: MissionConfig, mission_path: Path,
     if curve is not None and curve.server_secret_key_file.resolve().is_relative_to(base):
         raise refuse(Refusal.BUILD, "bus.curve.server_secret_key_file: the board's secret key "
                      "never goes into a bundle; give its absolute path outside the mission folder")
+    for i, model in enumerate(config.models):
+        for provider, options in model.provider_options:
+            for key, value in options:
+                if key in PATH_OPTIONS and Path(value).resolve().is_relative_to(base):
+                    raise refuse(Refusal.BUILD, f"models[{i}].provider_options.{provider}.{key}: "
+                                 "board state (engine caches) never goes into a bundle; give "
+                                 "an absolute path on the board, outside the mission folder")
     for path in files.values():
         if path.is_symlink() or not path.is_file():
             raise refuse(Refusal.BUILD, f"{path}: not a regular file (symlinks are refused)")

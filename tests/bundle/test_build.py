@@ -86,3 +86,16 @@ def test_a_signed_but_malformed_manifest_is_refused(lite: Path, build: BuildFn, 
         with pytest.raises(BundleError, match=expected) as info:
             verify_bundle(forged, trusted)
         assert info.value.reason == "bad_manifest"
+
+
+def test_board_state_paths_inside_the_mission_folder_are_refused(lite: Path,
+                                                                  keys: Keys) -> None:
+    text = lite.read_text().replace(
+        'providers = ["CPUExecutionProvider"]',
+        'providers = ["TensorrtExecutionProvider", "CPUExecutionProvider"]\n'
+        'provider_options = { TensorrtExecutionProvider = { trt_engine_cache_path = "trt" } }',
+        1)
+    lite.write_text(text)
+    with pytest.raises(BundleError, match=r"models\[0\]\.provider_options\."
+                       r"TensorrtExecutionProvider\.trt_engine_cache_path: board state"):
+        build_bundle(lite, load_signing_key(keys[0]), 1)
