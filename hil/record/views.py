@@ -216,6 +216,7 @@ class ViewMaker:
         self._signals = signals
         self._world = world_frame
         self._views: dict[tuple[str, np.dtype[Any], tuple[int, ...]], list[_View]] = {}
+        self._viewed: set[str] = set()  # signals with views: one dtype and shape each
         self._health: _JsonView | None = None
         self._events: LogChannel | None = None
         self._tf: FrameTransformChannel | None = None
@@ -258,6 +259,9 @@ class ViewMaker:
             key = (signal, array.dtype, array.shape)
             views = self._views.get(key)
             if views is None:
+                if signal in self._viewed:  # another dtype or shape (a corrupt sample): no view
+                    continue
+                self._viewed.add(signal)
                 views = self._views[key] = self._make(signal, array)
             for view in views:
                 logged += view.log(message, array, stamp, log_time_ns)
