@@ -108,7 +108,7 @@ def foxglove_bare(path: Path, messages: list[list[bytes]], data: list[bytes]) ->
 def record(path: Path, messages: list[list[bytes]], views: bool = True) -> float:
     """The recorder's ``record`` path, from the first call to ``close``."""
     start = time.perf_counter()
-    recorder = Recorder(path, RecorderOptions(views=views, queue_size=len(messages)))
+    recorder = Recorder(path, RecorderOptions(views=views, queue_size=len(messages) + 16))
     record_sent = recorder.record_sent
     for frames in messages:
         record_sent(frames)
@@ -142,7 +142,7 @@ def publisher(endpoint: str, kind: str, n: int, pipe: Connection) -> None:
 
 def subscribe(path: Path, endpoint: str, pipe: Connection, n: int) -> float:
     """The recorder's SUB path: from go to ``close``."""
-    recorder = Recorder(path, RecorderOptions(queue_size=n))
+    recorder = Recorder(path, RecorderOptions(queue_size=n + 16))
     recorder.subscribe(endpoint, rcvhwm=0)
     time.sleep(1.0)  # the subscription reaches the publisher (ZeroMQ's late joiner)
     start = time.perf_counter()

@@ -54,6 +54,7 @@ _MESSAGE_OVERHEAD = 31  # bytes of a Message record besides its data (opcode, le
 _COMPRESSION = {"none": None, "zstd": MCAPCompression.Zstd, "lz4": MCAPCompression.Lz4}
 #: Views are skipped while more messages than this wait for the writer (counted).
 VIEW_BACKLOG = 1000
+_WAKE_BATCH = 64  # a SUB reader wakes an idle writer at least every this many messages
 
 
 def pack_frames(frames: Sequence[Any]) -> bytes:
@@ -158,14 +159,19 @@ class Recorder:
     def record(self, frames: Sequence[Any], direction: str = FROM_RUNTIME,
                log_time_ns: int | None = None) -> bool:
         """Queue one multipart message (frame 0 the topic); False when dropped (queue full)."""
+        queued = self._put(frames, direction,
+                           time.time_ns() if log_time_ns is None else log_time_ns)
+        if self._idle:
+            self._wake.set()
+        return queued
+
+    def _put(self, frames: Sequence[Any], direction: str, log_time_ns: int) -> bool:
+        """Queue without waking the writer; False when dropped (queue full, writer failed)."""
         if len(self._queue) >= self.options.queue_size or self._error is not None:
             with self._drop_lock:
                 self.stats.drops += 1
             return False
-        self._queue.append(
-            (frames, direction, time.time_ns() if log_time_ns is None else log_time_ns))
-        if self._idle:
-            self._wake.set()
+        self._queue.append((frames, direction, log_time_ns))
         return True
 
     def record_sent(self, frames: Sequence[Any]) -> bool:
@@ -221,16 +227,27 @@ class Recorder:
         thread.start()
 
     def _read_loop(self, socket: zmq.Socket[bytes]) -> None:
+        # wakes the writer once per batch, not per message: a writer faster than the
+        # socket would otherwise go idle and be woken (two thread switches) every message
+        put, recv, wake = self._put, socket.recv_multipart, self._wake
         try:
             while not self._stop_readers.is_set():
                 if not socket.poll(100):
                     continue
+                batch = 0
                 while True:
                     try:
-                        frames = socket.recv_multipart(zmq.NOBLOCK)
+                        frames = recv(zmq.NOBLOCK)
                     except zmq.Again:
                         break
-                    self.record(frames)
+                    put(frames, FROM_RUNTIME, time.time_ns())
+                    batch += 1
+                    if batch == _WAKE_BATCH:
+                        batch = 0
+                        if self._idle:
+                            wake.set()
+                if self._idle:
+                    wake.set()
         finally:
             socket.close()
 
