@@ -90,10 +90,10 @@ def fly_case(case: CaseSpec, session: str = "", *, cached: bool = True) -> dict[
     Returns:
         ``key``, ``index``, ``seed``, ``dispersion``, ``config``, ``models``,
         ``platform``, ``record`` (:meth:`FlightRecord.to_json`), ``replay`` (the
-        one-line command) and ``run`` (wall time, worker host and pid, session:
-        how it ran, not what it gave).
+        one-line command) and ``run`` (wall time, CPU time of the process, host,
+        pid, session: how it ran, not what it gave).
     """
-    wall_start = time.perf_counter()
+    wall_start, cpu_start = time.perf_counter(), time.process_time()
     campaign = case.campaign
     config = campaign_config(campaign)
     loaded = load_tasks_cached(config) if cached else None
@@ -110,5 +110,6 @@ def fly_case(case: CaseSpec, session: str = "", *, cached: bool = True) -> dict[
         "record": record.to_json(),
         "replay": case.replay_command(),
         "run": {"wall_s": round(time.perf_counter() - wall_start, 3),
+                "cpu_s": round(time.process_time() - cpu_start, 3),
                 "host": socket.gethostname(), "pid": os.getpid(), "session": session},
     }
