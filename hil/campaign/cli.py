@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hil.campaign.cases import CampaignSpec
-from hil.campaign.store import StoreMismatch
+from hil.campaign.store import ResultsStore, StoreMismatch
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,7 +25,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     what.add_argument("--mission", type=Path, help="the mission file to fly")
     what.add_argument("--recordings", metavar="DIR_OR_GLOB",
                       help="replay these recordings (a folder of .mcap or a glob) instead")
-    camp.add_argument("--cases", type=int, default=100, help="number of cases (default 100)")
+    camp.add_argument("--cases", type=positive, default=100,
+                      help="number of cases (default 100)")
     _case_options(camp, required=False)
     _cluster_options(camp)
     camp.add_argument("--tolerance", dest="tolerances", action="append", default=[],
@@ -41,6 +42,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     from hil.campaign.qualify import add_qualify
 
     add_qualify(sub)
+
+
+def positive(text: str) -> int:
+    """An argparse type: an integer ≥ 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
 
 
 def _case_options(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -60,7 +69,7 @@ def _case_options(parser: argparse.ArgumentParser, required: bool) -> None:
 def _cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                         help="an existing Dask scheduler (default: a local cluster)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    parser.add_argument("--workers", type=positive, default=os.cpu_count() or 1,
                         help="local cluster worker processes, one thread each "
                              "(default: the CPU count)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -80,30 +89,34 @@ def progress_bar(enabled: bool, label: str) -> Iterator[Callable[[int, int], Non
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
+def _error(command: str, exc: BaseException) -> int:
+    print(f"flightai hil {command}: error: {exc}", file=sys.stderr)
+    return 1
+
+
 def _cmd_campaign(args: argparse.Namespace) -> int:
+    if args.recordings is not None:
+        return _cmd_replay_set(args)
+    from flightai.errors import FlightaiError
+    from hil.campaign.worker import campaign_config
+
+    try:  # refuse a bad mission or a folder of another campaign before starting a cluster
+        spec = CampaignSpec.from_file(args.mission, overrides=args.overrides,
+                                      entropy=args.entropy, cases=args.cases,
+                                      stress_sun=args.stress_sun, nominal=args.nominal)
+        campaign_config(spec)
+        ResultsStore(args.out, spec.manifest())
+    except (OSError, FlightaiError, StoreMismatch) as exc:
+        return _error("campaign", exc)
     from hil.campaign.cluster import open_client  # Dask loads only for the commands using it
     from hil.campaign.runner import CaseFailed, run_campaign
 
-    if args.recordings is not None:
-        from hil.campaign.replays import run_replay_set
-
-        with open_client(args.scheduler, args.workers) as client, \
-                progress_bar(not args.no_progress, "replays") as update:
-            replays = run_replay_set(args.recordings, args.out, client,
-                                     overrides=args.overrides, tolerances=args.tolerances,
-                                     progress=update)
-        print(replays.summary())
-        return 0 if replays.ok else 1
-    spec = CampaignSpec.from_file(args.mission, overrides=args.overrides, entropy=args.entropy,
-                                  cases=args.cases, stress_sun=args.stress_sun,
-                                  nominal=args.nominal)
     try:
         with open_client(args.scheduler, args.workers) as client, \
                 progress_bar(not args.no_progress, "cases") as update:
             result = run_campaign(spec, args.out, client, progress=update)
-    except (StoreMismatch, CaseFailed) as exc:
-        print(f"flightai hil campaign: error: {exc}", file=sys.stderr)
-        return 1
+    except CaseFailed as exc:
+        return _error("campaign", exc)
     except KeyboardInterrupt:
         print(f"flightai hil campaign: interrupted; finished cases are in {args.out}; "
               "run the same command again to resume", file=sys.stderr)
@@ -119,13 +132,36 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_replay_set(args: argparse.Namespace) -> int:
+    from hil.campaign.cluster import open_client
+    from hil.campaign.replays import find_recordings, run_replay_set
+    from hil.replay.compare import Tolerance
+
+    try:
+        find_recordings(args.recordings)
+        for item in args.tolerances:
+            Tolerance.parse(item)
+    except (OSError, ValueError) as exc:
+        return _error("campaign", exc)
+    with open_client(args.scheduler, args.workers) as client, \
+            progress_bar(not args.no_progress, "replays") as update:
+        replays = run_replay_set(args.recordings, args.out, client, overrides=args.overrides,
+                                 tolerances=args.tolerances, progress=update)
+    print(replays.summary())
+    return 0 if replays.ok else 1
+
+
 def _cmd_case(args: argparse.Namespace) -> int:
+    from flightai.errors import FlightaiError
     from hil.campaign.worker import fly_case
 
-    spec = CampaignSpec.from_file(args.mission, overrides=args.overrides, entropy=args.entropy,
-                                  cases=args.spawn_key + 1, stress_sun=args.stress_sun,
-                                  nominal=args.nominal)
-    record = fly_case(spec.case(args.spawn_key), cached=False)
+    try:
+        spec = CampaignSpec.from_file(args.mission, overrides=args.overrides,
+                                      entropy=args.entropy, cases=args.spawn_key + 1,
+                                      stress_sun=args.stress_sun, nominal=args.nominal)
+        record = fly_case(spec.case(args.spawn_key), cached=False)
+    except (OSError, FlightaiError) as exc:
+        return _error("case", exc)
     flight = record["record"]
     print(f"flightai hil case {record['key']}: "
           + ("SUCCESS" if flight["success"] else "FAILURE: " + "; ".join(flight["failures"])))

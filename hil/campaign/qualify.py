@@ -28,6 +28,8 @@ import argparse
 import hashlib
 import json
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -120,10 +122,14 @@ def candidate_overrides(mission: Path, role: str, candidate: Path) -> list[str]:
     return [f'models.{name}.file="{candidate.resolve()}"', f"models.{name}.sha256={sha}"]
 
 
-def qualify(candidate: Path, role: str, mission: Path, out: Path, client: Any, *,
-            cases: int, entropy: int = 1, stress_sun: bool = False,
-            progress: Any = None) -> dict[str, Any]:
+def qualify(candidate: Path, role: str, mission: Path, out: Path,
+            cluster: Callable[[], AbstractContextManager[Any]], *, cases: int,
+            entropy: int = 1, stress_sun: bool = False, progress: Any = None,
+            ) -> dict[str, Any]:
     """Contract checks, the two campaigns and the paired verdict; writes the scorecard.
+
+    ``cluster()`` gives the Dask client as a context; it is opened only when
+    the contract passes.
 
     The baseline's cases go to ``out/baseline``, the candidate's to
     ``out/candidate-<sha256[:12]>`` and the scorecard to
@@ -142,12 +148,13 @@ def qualify(candidate: Path, role: str, mission: Path, out: Path, client: Any, *
         card["verdict"] = "rejected"
         return _write(out, card)
     runs = {}
-    for name, overrides in (("baseline", []),
-                            (f"candidate-{measures['sha256'][:12]}",
-                             candidate_overrides(mission, role, candidate))):
-        spec = CampaignSpec.from_file(mission, overrides=overrides, entropy=entropy,
-                                      cases=cases, stress_sun=stress_sun)
-        runs[name] = run_campaign(spec, out / name, client, progress=progress)
+    with cluster() as client:
+        for name, overrides in (("baseline", []),
+                                (f"candidate-{measures['sha256'][:12]}",
+                                 candidate_overrides(mission, role, candidate))):
+            spec = CampaignSpec.from_file(mission, overrides=overrides, entropy=entropy,
+                                          cases=cases, stress_sun=stress_sun)
+            runs[name] = run_campaign(spec, out / name, client, progress=progress)
     base_run, cand_run = runs.values()
     for b, c in zip(base_run.cases, cand_run.cases, strict=True):
         assert b["seed"] == c["seed"] and b["dispersion"] == c["dispersion"], "unpaired cases"
@@ -222,7 +229,7 @@ def _criterion_row(c: dict[str, Any]) -> list[str]:
 
 def add_qualify(sub: Any) -> None:
     """Register ``qualify`` on ``flightai hil``'s subparsers."""
-    from hil.campaign.cli import _cluster_options
+    from hil.campaign.cli import _cluster_options, positive
 
     parser = sub.add_parser("qualify", help="judge a contributed model against the flight "
                                             "baseline (contract, then paired campaigns)")
@@ -230,7 +237,7 @@ def add_qualify(sub: Any) -> None:
     parser.add_argument("--role", choices=("guidance", "perception"), required=True)
     parser.add_argument("--mission", type=Path, default=Path("models/ltd1/l2.toml"),
                         help="the baseline mission (default models/ltd1/l2.toml)")
-    parser.add_argument("--cases", type=int, default=50, help="paired cases (default 50)")
+    parser.add_argument("--cases", type=positive, default=50, help="paired cases (default 50)")
     parser.add_argument("--seed", dest="entropy", type=int, default=1,
                         help="root SeedSequence entropy (default 1)")
     parser.add_argument("--stress-sun", action="store_true")
@@ -243,16 +250,18 @@ EXIT = {"better": 0, "equivalent": 0, "worse": 1, "rejected": 1, "inconclusive":
 
 
 def _cmd_qualify(args: argparse.Namespace) -> int:
+    from flightai.errors import FlightaiError
     from hil.campaign.cli import progress_bar
     from hil.campaign.cluster import open_client
+    from hil.campaign.runner import CaseFailed
 
     try:
-        with open_client(args.scheduler, args.workers) as client, \
-                progress_bar(not args.no_progress, "cases") as update:
-            card = qualify(args.candidate, args.role, args.mission, args.out, client,
+        with progress_bar(not args.no_progress, "cases") as update:
+            card = qualify(args.candidate, args.role, args.mission, args.out,
+                           lambda: open_client(args.scheduler, args.workers),
                            cases=args.cases, entropy=args.entropy, stress_sun=args.stress_sun,
                            progress=update)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, FlightaiError, CaseFailed) as exc:
         print(f"flightai hil qualify: error: {exc}", file=sys.stderr)
         return 1
     for check in card["contract"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,10 @@ def test_a_degraded_guidance_model_is_worse_and_the_baseline_equivalent_to_itsel
     shutil.copyfile(mission.parent / "gnet.onnx", itself)
     out = tmp_path / "qualify"
     with open_client(workers=2) as client:
-        bad = qualify(degraded, "guidance", mission, out, client, cases=CASES, entropy=3)
-        same = qualify(itself, "guidance", mission, out, client, cases=CASES, entropy=3)
+        bad = qualify(degraded, "guidance", mission, out, lambda: nullcontext(client),
+                      cases=CASES, entropy=3)
+        same = qualify(itself, "guidance", mission, out, lambda: nullcontext(client),
+                       cases=CASES, entropy=3)
     assert all(c["ok"] is not False for c in bad["contract"] + same["contract"])
     assert (bad["measures"]["deviation_from_zemzev_mps2"]["rms"]
             > 0.5 > same["measures"]["deviation_from_zemzev_mps2"]["rms"])
@@ -70,7 +73,10 @@ def test_a_model_with_the_wrong_signature_is_rejected_before_any_flight(
     wrong = tmp_path / "wrong.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
                                 ir_version=8), wrong)
-    card = qualify(wrong, "guidance", mission, tmp_path / "q", None, cases=CASES)
+    def no_cluster() -> nullcontext[None]:
+        raise AssertionError("a rejected model must not start a cluster")
+
+    card = qualify(wrong, "guidance", mission, tmp_path / "q", no_cluster, cases=CASES)
     assert card["verdict"] == "rejected"
     failed = [c for c in card["contract"] if c["ok"] is False]
     assert [c["name"] for c in failed] == ["loads with the slot's signature and options"]
