@@ -14,7 +14,7 @@ from hil.faults.record import recorded_injections, recorded_log, recorded_plan
 from hil.ltd1.dispersions import draw_case
 from hil.record import Recording
 from hil.replay import compare, recorded_publications, replay
-from hil.replay.player import recorded_config
+from hil.replay.player import BusTarget, recorded_config
 
 pytestmark = pytest.mark.slow
 
@@ -58,6 +58,13 @@ def test_fast_replay_reproduces_the_faulted_outputs_bit_for_bit(
     assert comparison.verdict == "identical", comparison.summary()
     outcome = json.loads((flight / "outcome.json").read_text())
     assert result.digest == outcome["runtime_digest"] == outcome["digest"]
+
+
+def test_replay_through_a_child_runtime_reapplies_the_model_faults(
+        recording: Recording) -> None:
+    result = replay(recording, bus=BusTarget())
+    comparison = compare(recorded_publications(recording), result.publications)
+    assert comparison.verdict == "identical", comparison.summary()
 
 
 def test_the_in_process_twin_publishes_what_the_bus_run_did(

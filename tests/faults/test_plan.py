@@ -120,3 +120,15 @@ def test_an_unreadable_plan_is_named(tmp_path: Path) -> None:
     path.write_text("seed = \n")
     with pytest.raises(ConfigError, match=r"plan.toml: expected a readable TOML fault plan"):
         load_plan(path)
+
+
+def test_the_demo_refuses_a_bad_plan_before_it_starts_the_runtime(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hil import demo
+
+    path = tmp_path / "plan.toml"
+    path.write_text(PLAN.replace('target = "guidance"', 'target = "guidanse"'))
+    assert demo.main(["--faults", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "flightai demo: error: faults[2].target: expected a periodic task of ltd1-l2" in err
+    assert not (tmp_path / "out" / "runtime.log").exists()
