@@ -52,8 +52,10 @@ META_PLATFORM = "flightai.platform"
 META_RECORDER = "flightai.recorder"
 _MESSAGE_OVERHEAD = 31  # bytes of a Message record besides its data (opcode, length, fields)
 _COMPRESSION = {"none": None, "zstd": MCAPCompression.Zstd, "lz4": MCAPCompression.Lz4}
-#: Views are skipped while more messages than this wait for the writer (counted).
+#: Views are skipped (counted) while more messages than this wait for the writer, or
+#: while the waiting messages, counted at the size of the one at hand, exceed the bytes.
 VIEW_BACKLOG = 1000
+VIEW_BACKLOG_BYTES = 8 << 20
 _WAKE_BATCH = 64  # a SUB reader wakes an idle writer at least every this many messages
 
 
@@ -319,7 +321,8 @@ class Recorder:
                 channel.gaps += seq - last - 1
             channel.last_seq = seq
         if channel.views:
-            if len(self._queue) < VIEW_BACKLOG:
+            backlog = len(self._queue)
+            if backlog < VIEW_BACKLOG and backlog * len(data) < VIEW_BACKLOG_BYTES:
                 self.stats.views += self._views.log(frames, log_time_ns)  # type: ignore[union-attr]
             else:
                 self.stats.view_skips += 1

@@ -100,7 +100,7 @@ def test_the_demo_views_use_the_well_known_schemas(views) -> None:
     assert int(stats["views"]) == sum(
         n for i, n in summary.statistics.channel_message_counts.items()
         if summary.channels[i].topic.startswith("/view/"))
-    assert stats["view_skips"] == "0" and stats["drops"] == "0"
+    assert stats["drops"] == "0"  # views are skipped when the writer is behind, never wire
 
 
 @pytest.mark.slow
@@ -108,7 +108,7 @@ def test_the_camera_view_decodes_back_to_the_wire_image(views) -> None:
     by_topic = views["by_topic"]
     wire = {m.log_time: m for _, _, m in by_topic["camera.image"]}
     shown = by_topic["/view/camera/image"]
-    assert len(shown) == len(wire) > 100
+    assert len(wire) >= len(shown) > 100
     raw_image = _decoder(shown[0][0])
     recording = Recording(views["path"])
     images = {r.log_time_ns: r.decode().arrays[0][1] for r in recording.messages
@@ -118,8 +118,9 @@ def test_the_camera_view_decodes_back_to_the_wire_image(views) -> None:
         assert (image.width, image.height, image.encoding, image.step) == (256, 256, "mono8", 256)
         assert image.timestamp.seconds * 10**9 + image.timestamp.nanos == message.log_time
         truth = images[message.log_time]  # the wire image logged at the same instant
-        expected = np.clip(np.rint(truth.astype(np.float64) * 255), 0, 255).astype(np.uint8)
-        assert np.array_equal(np.frombuffer(image.data, np.uint8).reshape(256, 256), expected)
+        expected = np.clip(np.rint(truth.astype(np.float64) * 255), 0, 255)
+        pixels = np.frombuffer(image.data, np.uint8).reshape(256, 256)
+        assert np.abs(pixels - expected).max() <= 1  # float32 rounding at .5 at most
 
 
 @pytest.mark.slow
@@ -189,6 +190,9 @@ def test_image_encodings() -> None:
     plane[0, 0] = np.nan
     _, _, data = image_bytes(plane, (0.0, 1.0))
     assert data[0] == 0 and data[-1] == 255  # NaN to 0; 3.19 clipped to 255
+    plane[0, 1] = np.inf
+    _, _, data = image_bytes(plane, normalise=True)  # the finite range, infinities clip
+    assert (data[0], data[1], data[2], data[-1]) == (0, 255, 0, 255)
 
 
 def test_json_values_are_valid_json() -> None:
