@@ -21,6 +21,14 @@ cores it can overlap with the frame thread; the bare compute is serial.
 
 from __future__ import annotations
 
+import os
+
+# One BLAS thread, as `flightai demo` gives its runtime (hil.demo.ONE_BLAS_THREAD): with
+# numpy's default pool the navigation filter's small matrix products spin a second thread,
+# which doubles the CPU time on two cores and makes the bare compute vary 5-fold.
+os.environ.update({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                   "MKL_NUM_THREADS": "1"})
+
 import cProfile
 import gc
 import io

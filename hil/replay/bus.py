@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -39,6 +40,8 @@ from hil.replay.player import BusTarget, Mode, RecordedInputs, ReplayResult, rec
 
 SUBSCRIBE_SETTLE_S = 0.3
 """Time for a new subscription to reach the runtime's publisher before the first frame."""
+FAST_FRAMES_AHEAD = 8
+"""Fast mode: ticks sent before the oldest one's frame mark has come back."""
 
 
 class ChildRuntime:
@@ -169,16 +172,24 @@ def _drive(client: Client, inputs: RecordedInputs, control: FrameControl, target
     send = client.send_raw
     frames = ticks = 0
     end_ns = control.end_ns
+    ahead = FAST_FRAMES_AHEAD if mode is Mode.FAST and control.unpaced else 1
+    in_flight: deque[int] = deque()  # ticks sent whose frame mark has not come yet
     start, cpu_start = time.perf_counter(), time.process_time()
-    for t_ns, sent, tick in zip(inputs.ticks, inputs.sent, inputs.tick_frames, strict=True):
+    for t_ns, sent, tick, early_ok in zip(inputs.ticks, inputs.sent, inputs.tick_frames,
+                                          inputs.early_ok, strict=True):
         if t_ns >= end_ns or not control.before_frame(t_ns):
             break
+        while in_flight and (len(in_flight) >= ahead or not early_ok):
+            frames += _await_frame(client, in_flight.popleft(), publications, digest,
+                                   target.frame_timeout_s, alive)
         for message in sent:
             send(message)
         send(tick)
         ticks += 1
-        frames += _await_frame(client, t_ns, publications, digest, target.frame_timeout_s,
-                               alive)
+        in_flight.append(t_ns)
+    while in_flight:
+        frames += _await_frame(client, in_flight.popleft(), publications, digest,
+                               target.frame_timeout_s, alive)
     wall_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
     if control.quit:
         end_ns = inputs.ticks[ticks]

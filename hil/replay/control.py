@@ -166,6 +166,11 @@ class FrameControl:
         self.max_lag_ns = 0
 
     @property
+    def unpaced(self) -> bool:
+        """Neither paced nor stepped: frames may follow each other as fast as they can."""
+        return self._rate is None and self._stepper is None
+
+    @property
     def passive(self) -> bool:
         """Nothing to do between frames but count them."""
         return self._rate is None and self._stepper is None and self._progress is None

@@ -128,6 +128,10 @@ class RecordedInputs:
         self._batches: list[list[Sample]] = []
         batch: list[Sample] = []
         raw: list[Frames] = []
+        #: per tick: whether its messages may reach the runtime while the frame of the
+        #: tick before runs (all readable, one array each, measured after that tick)
+        self.early_ok: list[bool] = []
+        clean = True
         for recorded in recording.messages:
             if recorded.direction != TO_RUNTIME:
                 continue
@@ -136,15 +140,20 @@ class RecordedInputs:
             except WireError:
                 self.unreadable += 1
                 raw.append(recorded.frames)
+                clean = False
                 continue
             if message.topic == TICK_TOPIC:
+                previous = self.ticks[-1] if self.ticks else None
+                self.early_ok.append(clean and (previous is None or all(
+                    s.t_ns > previous for s in batch)))
                 self.ticks.append(message.t_ns)
                 self.tick_frames.append(recorded.frames)
                 self._batches.append(batch)
                 self.sent.append(raw)
-                batch, raw = [], []
+                batch, raw, clean = [], [], True
             else:
                 raw.append(recorded.frames)
+                clean = clean and len(message.arrays) == 1
                 batch.extend(Sample(message.topic, message.t_ns, value)
                              for _, value in message.arrays)
         self.samples = sum(len(b) for b in self._batches)

@@ -16,7 +16,7 @@ from onnx import numpy_helper
 
 from hil import cli, demo
 from hil.record import Recording
-from hil.replay import recorded_publications
+from hil.replay import compare, recorded_publications
 from hil.replay.bus import ChildRuntime, child_mission
 from hil.replay.control import FrameControl, Stepper
 from hil.replay.player import (
@@ -64,14 +64,18 @@ def test_lockstep_in_process_with_4_workers_is_bit_exact(flight: Path,
 
 
 @pytest.mark.slow
-def test_lockstep_over_the_bus_into_a_child_runtime_is_bit_exact(
+def test_fast_and_lockstep_over_the_bus_into_a_child_runtime_are_bit_exact(
         flight: Path, recording: Recording) -> None:
-    result = replay(recording, mode=Mode.LOCKSTEP, bus=BusTarget(), workers=4)
+    result = replay(recording, mode=Mode.FAST, bus=BusTarget(), workers=4)
     comparison = compare_replay(recording, result)
     assert comparison.verdict == "identical", comparison.summary()
     assert comparison.compared == len(recorded_publications(recording))
     assert result.digest == _runtime_digest(flight)
     assert result.target.startswith("bus")
+    lockstep = replay(recording, mode=Mode.LOCKSTEP, bus=BusTarget(), stop_ns=20 * S)
+    assert compare_replay(recording, lockstep).verdict == "identical"
+    same = compare(in_window(result.publications, 0, 20 * S), lockstep.publications)
+    assert same.verdict == "identical" and same.compared > 0
 
 
 @pytest.mark.slow
