@@ -81,8 +81,8 @@ def test_same_seed_same_log_another_seed_another(tmp_path: Path,
                                                  recording: Recording) -> None:
     reseeded = tmp_path / "plan.toml"
     reseeded.write_text(PLAN.read_text().replace("seed = 5", "seed = 6"))
-    other = fly_faulted(L2, draw_case(SEED), load_plan(reseeded), duration_ns=30_000_000_000)
-    same = fly_faulted(L2, draw_case(SEED), load_plan(PLAN), duration_ns=30_000_000_000)
-    recorded = [a for a in recorded_log(recording) if a.t_ns < 30_000_000_000]
+    other = fly_faulted(L2, draw_case(SEED), load_plan(reseeded), duration_ns=21_500_000_000)
+    same = fly_faulted(L2, draw_case(SEED), load_plan(PLAN), duration_ns=21_500_000_000)
+    recorded = [a for a in recorded_log(recording) if a.t_ns < 21_500_000_000]
     assert same.log == recorded
     assert other.log != same.log
