@@ -86,9 +86,8 @@ class Injector:
     def messages_for(self, t_ns: int, samples: list[Sample]) -> list[Frames]:
         """The messages to send before the tick of frame ``t_ns``, given the samples due."""
         self._t_ns = t_ns
-        due = [h for h in self._held if h.due_ns is not None and h.due_ns <= t_ns]
-        self._held = [h for h in self._held if h not in due]
-        sent = [h.sample for h in due]
+        sent = [h.sample for h in self._held if h.due_ns is not None and h.due_ns <= t_ns]
+        self._held = [h for h in self._held if h.due_ns is None or h.due_ns > t_ns]
         for sample in samples:
             faulted = self._sensor_faults(sample)
             if faulted is not None:
