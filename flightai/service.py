@@ -47,6 +47,8 @@ class Notifier:
         self._socket: socket.socket | None = None
         if self._address:
             self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # Never block the frame loop: when systemd's queue is full the datagram is dropped.
+            self._socket.setblocking(False)
         self.watchdog_ns = _watchdog_interval_ns(env)
 
     @property
@@ -57,8 +59,10 @@ class Notifier:
     def send(self, *assignments: str) -> None:
         """Send ``KEY=VALUE`` assignments as one datagram; a lost message is not an error.
 
-        systemd reads the message when it can; if its socket is gone (it is
-        restarting) the runtime goes on, and the watchdog will tell.
+        The send never blocks: if systemd's queue is full or its socket is gone
+        (it is restarting) the message is dropped and the runtime goes on; a
+        dropped ping is made up by the next one, and a persistent loss is what
+        the watchdog is for.
         """
         if self._socket is None:
             return

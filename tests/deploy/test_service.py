@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -276,3 +277,23 @@ def test_realtime_priority_and_memory_lock_without_privileges() -> None:
         "LimitMEMLOCK" in lines[1]
     assert lines[2].startswith("REFUSED runtime.process.realtime_priority: SCHED_FIFO 10 refused")
     assert 'if_denied = "warn"' in lines[2]
+
+
+def test_a_full_notify_queue_drops_messages_instead_of_blocking_the_frame_loop() -> None:
+    address = f"@flightai-full-{os.getpid()}"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind("\0" + address[1:])  # bound, never read: its queue fills after a few
+    notifier = Notifier({"NOTIFY_SOCKET": address})
+    done = threading.Event()
+
+    def flood() -> None:
+        for _ in range(1000):
+            notifier.send("WATCHDOG=1")
+        done.set()
+
+    try:
+        threading.Thread(target=flood, daemon=True).start()
+        assert done.wait(30)  # a blocking send would hang here on the first full queue
+    finally:
+        notifier.close()
+        server.close()
