@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flightai.config import load_mission
+from flightai.cli_bundle import add_bundle_options, open_mission
 from flightai.config.board import load_board
 from flightai.config.schema import MissionConfig
 from flightai.profile import profile_mission
@@ -24,7 +24,8 @@ def add_deploy_commands(sub: Any) -> None:
     """Register ``flightai profile`` on the top-level subparsers."""
     profile = sub.add_parser("profile", help="time each model (and Python task) on this board "
                              "for check --profile")
-    profile.add_argument("mission", type=Path)
+    profile.add_argument("mission", type=Path, nargs="?")
+    add_bundle_options(profile)  # profile what was installed: --active or --bundle FILE
     profile.add_argument("-o", "--output", type=Path, default=Path("profile.json"),
                          help="where to write the profile (default profile.json)")
     profile.add_argument("--runs", type=int, default=2000,
@@ -65,12 +66,12 @@ def prepare_process(config: MissionConfig) -> None:
 
 def _cmd_profile(args: argparse.Namespace) -> int:
     apply_board(args)
-    config = load_mission(args.mission, args.overrides)
+    config, path, _ = open_mission(args)
     print(f"profiling {config.name!r}: {args.runs} timed runs each, after warm-up")
     profile = profile_mission(config, args.runs, args.seed, build_engines=args.build_engines,
                               python_tasks=not args.models_only,
                               progress=lambda line: print("  " + line, flush=True))
     args.output.write_text(profile.to_json(), encoding="utf-8")
-    print(f"wrote {args.output}; admit the schedule with: flightai check {args.mission} "
-          f"--profile {args.output}")
+    print(f"wrote {args.output}; admit the schedule with: flightai check "
+          f"{path if args.mission else '--bundle/--active ...'} --profile {args.output}")
     return 0

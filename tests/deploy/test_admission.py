@@ -132,3 +132,26 @@ def test_an_unreadable_profile_is_refused(capsys: pytest.CaptureFixture[str],
     bad.write_text('{"format": "something-else"}')
     status, out = _check(capsys, bad)
     assert status == 1 and "expected format 'flightai-profile/1', got 'something-else'" in out
+
+
+def test_a_signed_bundle_is_profiled_and_admitted_as_installed(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    keys, state = tmp_path / "keys", tmp_path / "state"
+    bundle, profile = tmp_path / "lite.bundle", tmp_path / "bundle-profile.json"
+    assert main(["bundle", "keygen", "ground", "--dir", str(keys)]) == 0
+    assert main(["bundle", "build", str(LITE), "--key", str(keys / "ground.key"),
+                 "--version", "1", "-o", str(bundle)]) == 0
+    source = ["--bundle", str(bundle), "--trust", str(keys / "ground.pub"),
+              "--state-dir", str(state)]
+    assert main(["profile", *source, "--runs", "200", "--models-only", "-o", str(profile)]) == 0
+    capsys.readouterr()
+    budgets = [f"tasks.{task}.budget_us={_needed_us(profile, model)}"
+               for task, model in (("camera_monitor", "camera_monitor"),
+                                   ("guidance", "guidance_mlp"))]
+    argv = ["check", *source, "--profile", str(profile)]
+    for item in budgets:
+        argv += ["--set", item]
+    status = main(argv)
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "timing admission (profile of 'ltd1-lite'):" in out and "OK (budget_us)" in out
