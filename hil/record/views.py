@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from foxglove import Channel, Context
+from foxglove import Context, Schema
+from foxglove._foxglove_py import BaseChannel
 from foxglove.channels import (
     FrameTransformChannel,
     LogChannel,
@@ -315,12 +316,21 @@ class _View:
         raise NotImplementedError
 
 
+def json_channel(context: Context, topic: str, schema: dict[str, Any]) -> BaseChannel:
+    """A JSON channel on ``context`` whose schema is ``schema`` (named by its ``title``).
+
+    Made on the context directly: ``foxglove.Channel`` would also keep it in a
+    process-wide registry for ever, one more per recording.
+    """
+    return context._create_channel(topic, message_encoding="json", schema=Schema(
+        name=schema.get("title", ""), encoding="jsonschema", data=json.dumps(schema).encode()))
+
+
 class _JsonView:
     """A JSON channel with its JSON schema."""
 
     def __init__(self, context: Context, topic: str, schema: dict[str, Any]) -> None:
-        self.channel = Channel(topic, schema=schema, context=context)
-        self._log = self.channel.base.log  # bytes as they are (the wrapper checks types)
+        self._log = json_channel(context, topic, schema).log
 
     def log(self, value: Mapping[str, Any], log_time_ns: int) -> None:
         self._log(json.dumps(value, allow_nan=False).encode(), log_time_ns)

@@ -22,7 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import zmq
-from foxglove import Channel, Context, start_server
+from foxglove import Context, start_server
+from foxglove._foxglove_py import BaseChannel
 from foxglove.websocket import WebSocketServer
 
 from flightai.bus.wire import MAX_OUTBOUND_HEADER_BYTES, Message, WireError, decode
@@ -31,6 +32,7 @@ from hil.record.views import (
     SignalView,
     ViewMaker,
     as_bytes,
+    json_channel,
     json_schema_of,
     wire_json,
 )
@@ -62,7 +64,7 @@ class LiveView:
         self.views = ViewMaker(self.context, signals)
         self.messages = 0
         self.refused = 0
-        self._wire: dict[str, Channel] = {}
+        self._wire: dict[str, BaseChannel] = {}
         self._lock = threading.Lock()  # publish: the SUB loop and a sender's thread
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -120,10 +122,10 @@ class LiveView:
         value = wire_json(message)
         channel = self._wire.get(message.topic)
         if channel is None:
-            channel = self._wire[message.topic] = Channel(
-                message.topic, context=self.context,
-                schema=json_schema_of(value, f"flightai.wire.{message.topic}"))
-        channel.log(json.dumps(value, allow_nan=False).encode(), log_time=log_time_ns)
+            channel = self._wire[message.topic] = json_channel(
+                self.context, message.topic,
+                json_schema_of(value, f"flightai.wire.{message.topic}"))
+        channel.log(json.dumps(value, allow_nan=False).encode(), log_time_ns)
         self.views.log_message(message, log_time_ns)
         self.messages += 1
 
