@@ -193,3 +193,17 @@ def test_frame_control_steps_only_inside_the_window() -> None:
     control = FrameControl(10, start_ns=30, end_ns=100, stepper=stepper)
     assert [control.before_frame(t) for t in (0, 10, 20)] == [True, True, True]
     assert not control.before_frame(30) and control.quit and control.frames == 3
+
+
+@pytest.mark.slow
+def test_progress_bar_and_step_from_the_command_line(
+        flight: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cli.main(["replay", str(flight / "run.mcap"), "--stop", "0.3"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"t\s+0\.30 / 0\.30 s\s+30 frames", err), err
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n2\nq\n"))
+    assert cli.main(["replay", str(flight / "run.mcap"), "--step", "--start", "0.1"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("[step]") == 3
+    assert "fast in-process, 0.1 s to 0.13 s (quit): 13 frames" in captured.out
