@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mcap.exceptions import McapError
+
 from flightai.errors import FlightaiError
 from flightai.timebase import NS_PER_S
 from hil.ltd1.stub import StubError
@@ -68,7 +70,11 @@ def run_replay(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"flightai hil replay: error: {problem}", file=sys.stderr)
         return 2
-    recording = Recording(args.recording)
+    try:
+        recording = Recording(args.recording)
+    except (OSError, ValueError, McapError) as exc:
+        print(f"flightai hil replay: error: {args.recording}: {exc}", file=sys.stderr)
+        return 2
     bus = None
     if args.bus or args.endpoints:
         bus = BusTarget(tuple(args.endpoints) if args.endpoints else None)

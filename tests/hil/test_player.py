@@ -169,6 +169,8 @@ def test_bad_player_options_are_refused(capsys: pytest.CaptureFixture[str]) -> N
                              (["--start", "2", "--stop", "1"], "window: expected")]:
         assert cli.main(["replay", "unused.mcap", *options]) == 2
         assert message in capsys.readouterr().err
+    assert cli.main(["replay", "missing.mcap"]) == 2
+    assert "error: missing.mcap: " in capsys.readouterr().err
 
 
 def test_stepper_runs_frames_as_told_and_never_hangs() -> None:
