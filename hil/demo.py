@@ -98,8 +98,13 @@ def main(argv: list[str]) -> int:
         return 2
     if faults is not None:
         command += faults.runtime_args
+    try:
+        live = _live_view(args.view, outputs)
+    except RuntimeError as exc:  # foxglove's server: the port is taken
+        print(f"flightai demo: error: the live view cannot serve on port {args.view}: {exc}",
+              file=sys.stderr)
+        return 2
     recorder = _recorder(args.record, mission, overrides, outputs)
-    live = _live_view(args.view, outputs)
     if faults is not None and recorder is not None:
         faults.record_to(recorder)
     wall_start = time.monotonic()

@@ -9,6 +9,8 @@ import sys
 import threading
 from typing import Any
 
+import zmq
+
 from hil.view.live import DEFAULT_PORT, LOOPBACK, LiveView
 
 
@@ -42,6 +44,9 @@ def run_view(args: argparse.Namespace) -> int:
     try:
         live = LiveView(args.outputs, host=args.host, port=args.port,
                         prefixes=args.topics or ("",))
+    except zmq.ZMQError as exc:
+        print(f"flightai hil view: error: --outputs {args.outputs}: {exc}", file=sys.stderr)
+        return 1
     except (RuntimeError, OSError) as exc:  # the port is taken, the host is not ours
         print(f"flightai hil view: error: cannot serve on {args.host}:{args.port}: {exc}",
               file=sys.stderr)

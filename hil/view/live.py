@@ -68,15 +68,19 @@ class LiveView:
         self._lock = threading.Lock()  # publish: the SUB loop and a sender's thread
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._zmq = zmq.Context()
-        self._socket = self._zmq.socket(zmq.SUB)
-        self._socket.rcvhwm = rcvhwm
-        self._socket.linger = 0
-        for prefix in prefixes:
-            self._socket.subscribe(prefix.encode())
-        self._socket.connect(outputs)
         self.server: WebSocketServer = start_server(name="flightai", host=host, port=port,
                                                     context=self.context)
+        self._zmq = zmq.Context()
+        self._socket = self._zmq.socket(zmq.SUB)
+        try:
+            self._socket.rcvhwm = rcvhwm
+            self._socket.linger = 0
+            for prefix in prefixes:
+                self._socket.subscribe(prefix.encode())
+            self._socket.connect(outputs)
+        except zmq.ZMQError:  # e.g. a malformed endpoint
+            self.close()
+            raise
 
     @property
     def port(self) -> int:

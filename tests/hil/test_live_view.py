@@ -237,3 +237,20 @@ def test_demo_view_serves_the_flight_with_what_the_stub_sends(tmp_path) -> None:
     assert received["/view/nav/state/pose"][0]["schemaName"] == "foxglove.PoseInFrame"
     camera = json.loads(received["camera.image"][1])
     assert camera["arrays"]["value"] == {"dtype": "float32", "shape": [256, 256]}
+
+
+def test_hil_view_refuses_a_taken_port_and_a_bad_endpoint() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = subprocess.run([sys.executable, "-m", "flightai", "hil", "view", "--outputs",
+                               "tcp://127.0.0.1:5551", "--port", str(port)],
+                              capture_output=True, text=True, timeout=POLL_LIMIT_S)
+    assert busy.returncode == 1
+    assert f"cannot serve on 127.0.0.1:{port}" in busy.stderr and "Traceback" not in busy.stderr
+    bad = subprocess.run([sys.executable, "-m", "flightai", "hil", "view", "--outputs",
+                          "tcp://nowhere", "--port", "0"],
+                         capture_output=True, text=True, timeout=POLL_LIMIT_S)
+    assert bad.returncode == 1
+    assert "--outputs tcp://nowhere" in bad.stderr and "Traceback" not in bad.stderr
