@@ -353,27 +353,40 @@ class _PlotView(_View):
             properties["value"] = {"type": "array", "items": element,
                                    "minItems": array.size, "maxItems": array.size}
             required = ["t_s", "t_ns", "value"]
-        self.json = _JsonView(context, view_topic(signal), {
+        self._log = json_channel(context, view_topic(signal), {
             "title": f"flightai.{signal}", "type": "object", "properties": properties,
-            "required": required})
+            "required": required}).log
+        # the JSON text from a template (3x json.dumps): str() of an int and of a finite
+        # float is JSON; t_s, t_ns, the status part, then the elements
+        if self.names is not None:
+            body = ",".join(f"{_braced(json.dumps(name))}:{{}}" for name in self.names)
+        else:
+            body = '"value":[' + ",".join(["{}"] * array.size) + "]"
+        self.template = '{{"t_s":{},"t_ns":{}{},' + body + "}}"
+        self.bools = array.dtype.kind == "b"
+        self.statuses: dict[str, str] = {}
 
     def log(self, message: Message, array: npt.NDArray[Any], stamp: Timestamp,
             log_time_ns: int) -> int:
         values = array.reshape(-1).tolist()
         if self.floats:
-            values = [v if math.isfinite(v) else None for v in values]
-        elif array.dtype.kind == "b":
+            if not math.isfinite(sum(values)):  # one NaN or infinity (or an overflow)
+                values = [v if math.isfinite(v) else "null" for v in values]
+        elif self.bools:
             values = [int(v) for v in values]
-        value: dict[str, Any] = {"t_s": message.t_ns / 1e9, "t_ns": message.t_ns}
         status = message.fields.get("status")
+        part = ""
         if isinstance(status, str):
-            value["status"] = status
-        if self.names is not None:
-            value.update(zip(self.names, values, strict=True))
-        else:
-            value["value"] = values
-        self.json.log(value, log_time_ns)
+            part = self.statuses.get(status) or self.statuses.setdefault(
+                status, f',"status":{json.dumps(status)}')
+        self._log(self.template.format(message.t_ns / 1e9, message.t_ns, part,
+                                       *values).encode(), log_time_ns)
         return 1
+
+
+def _braced(text: str) -> str:
+    """``text`` safe inside a ``str.format`` template."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 class _ImageView(_View):

@@ -11,7 +11,7 @@ import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from mcap.reader import make_reader
 
-from flightai.bus.wire import encode
+from flightai.bus.wire import decode, encode
 from hil import demo
 from hil.record import Recorder, RecorderOptions, Recording
 from hil.record.views import image_bytes, json_value
@@ -43,6 +43,12 @@ def views(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         for schema, channel, message in reader.iter_messages():
             by_topic.setdefault(channel.topic, []).append((schema, channel, message))
     return {"path": path, "summary": summary, "by_topic": by_topic}
+
+
+def decode_frames(frames: list[Any]) -> tuple[tuple[str, np.ndarray], ...]:
+    """The arrays of a message built by ``encode``."""
+    return decode([f if isinstance(f, bytes) else f.tobytes() for f in frames],
+                  max_message_bytes=1 << 30).arrays
 
 
 def _decoder(schema: Any) -> Any:
@@ -178,6 +184,14 @@ def test_views_leave_the_wire_channels_byte_for_byte(tmp_path: Path) -> None:
                            for _, c, m in make_reader(f, validate_crcs=True).iter_messages()
                            if not c.topic.startswith("/view/")]
     assert wire[True] == wire[False] and len(wire[True]) == len(messages)
+    with (tmp_path / "views-True.mcap").open("rb") as f:
+        shown = {c.topic: json.loads(m.data) for _, c, m
+                 in make_reader(f).iter_messages(topics=["/view/x", "/view/nav/rv"])}
+    assert shown["/view/x"] == {"t_s": 0.0, "t_ns": 0, "value": [None, None]}  # NaN, inf
+    rv = dict(decode_frames(messages[1])).get("nav.rv")
+    assert shown["/view/nav/rv"] == {"t_s": 0.02, "t_ns": 20_000_000, "status": "ok",
+                                     **dict(zip(("r_x", "r_y", "r_z", "v_x", "v_y", "v_z"),
+                                                rv.reshape(-1).tolist(), strict=True))}
 
 
 def test_image_encodings() -> None:
