@@ -1,7 +1,8 @@
 """Recordings of bus traffic in MCAP files.
 
-Written by :mod:`.recorder`, read back by :mod:`.reader`, salvaged after a
-kill by :mod:`.recover`, with the platform fingerprint of :mod:`.fingerprint`.
+Written by :mod:`.recorder` (with the Foxglove views of :mod:`.views` beside the
+bus messages), read back by :mod:`.reader`, salvaged after a kill by
+:mod:`.recover`, with the platform fingerprint of :mod:`.fingerprint`.
 
 The byte layout is in ``docs/hil.md`` (Recording).
 """
