@@ -104,7 +104,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
     stats = recorder.stats
     print(f"flightai hil record: {sum(stats.messages.values())} messages on "
           f"{len(stats.messages)} topics in {stats.chunks} chunks; "
-          f"{sum(stats.seq_gaps.values())} lost upstream (seq gaps), {stats.drops} dropped")
+          f"{sum(stats.seq_gaps.values())} lost upstream (seq gaps), {stats.drops} dropped; "
+          f"{stats.views} view messages ({stats.view_skips} skipped while behind)")
     return 0
 
 
