@@ -71,9 +71,19 @@ def on_dask(spec: CampaignSpec, workers: int, folder: Path) -> Run:
         result = run_campaign(spec, folder, client)
         done = time.perf_counter()
     wall = float(result.timing["wall_s"])
+    first: dict[int, float] = {}
+    later = []
+    for case in result.cases:  # index order: a worker flies its cases in submission order
+        run = case["run"]
+        if run["pid"] in first:
+            later.append(run["cpu_s"])
+        else:
+            first[run["pid"]] = run["cpu_s"]
     return wall, sum(c["run"]["cpu_s"] for c in result.cases), [
         c["record"]["digest"] for c in result.cases], {
-        "cluster_start_s": round(up - start, 2), "report_s": round(done - up - wall, 2)}
+        "cluster_start_s": round(up - start, 2), "report_s": round(done - up - wall, 2),
+        "first_case_cpu_s": round(statistics.median(first.values()), 2),
+        "later_case_cpu_s": round(statistics.median(later), 2) if later else 0.0}
 
 
 def main() -> None:
