@@ -269,6 +269,9 @@ def _cmd_qualify(args: argparse.Namespace) -> int:
         print(f"  contract {ok:4s} {check['name']}: {check['detail']}")
     for c in card.get("criteria", []):
         print(f"  {c['verdict']:13s} {c['label']}")
+    if card["verdict"] == "inconclusive":
+        print(f"  the intervals are too wide for the margins: fly more cases (--cases; "
+              f"{args.cases} now, at least 6, 50 by default); the flown ones are reused")
     print(f"flightai hil qualify: {card['verdict'].upper()}; "
           f"{scorecard_path(args.out, card['sha256'], 'html')}")
     return EXIT[card["verdict"]]
