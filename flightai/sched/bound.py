@@ -51,7 +51,9 @@ class BoundTask:
         self.config = config
         self.name = config.name
         self.task = task
-        self._specs = {sig: mission.signal(sig) for _, sig in config.outputs}
+        self._inputs = tuple(config.inputs)
+        self._outputs = tuple((port, sig, np.dtype(mission.signal(sig).dtype),
+                               mission.signal(sig).shape) for port, sig in config.outputs)
 
     def execute(self, snapshot: Signals) -> tuple[Signals, int]:
         """Run one job; return its outputs by signal name and its wall execution time (ns).
@@ -60,7 +62,7 @@ class BoundTask:
             TaskFault: the task raised, or an output is missing or has the wrong
                 dtype or shape.
         """
-        inputs = {port: snapshot[sig] for port, sig in self.config.inputs}
+        inputs = {port: snapshot[sig] for port, sig in self._inputs}
         wall_start_ns = time.perf_counter_ns()
         try:
             result = self.task.run(inputs)
@@ -68,13 +70,12 @@ class BoundTask:
             raise TaskFault(f"{type(exc).__name__}: {exc}") from exc
         wall_exec_ns = time.perf_counter_ns() - wall_start_ns
         outputs: Signals = {}
-        for port, sig in self.config.outputs:
+        for port, sig, dtype, shape in self._outputs:
             if port not in result:
                 raise TaskFault(f"output port {port!r} missing")
             value = np.asarray(result[port])
-            spec = self._specs[sig]
-            if value.dtype != np.dtype(spec.dtype) or value.shape != spec.shape:
+            if value.dtype != dtype or value.shape != shape:
                 raise TaskFault(f"output {port!r} is {value.dtype}{list(value.shape)}, "
-                                f"signal {sig!r} is {spec.dtype}{list(spec.shape)}")
+                                f"signal {sig!r} is {dtype}{list(shape)}")
             outputs[sig] = frozen(value)
         return outputs, wall_exec_ns

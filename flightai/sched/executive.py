@@ -69,6 +69,15 @@ class NanOutput:
     t_release_ns: int
 
 
+@dataclass(frozen=True)
+class _InputSpec:
+    """What an input sample is checked against, resolved once."""
+
+    dtype: np.dtype[np.generic]
+    shape: tuple[int, ...]
+    max_age_ns: int
+
+
 @dataclass
 class _Job:
     runner: BoundTask
@@ -135,7 +144,8 @@ class Executive:
         for base in self._timed:
             self._values[base + TIME_TAG] = zeros_for(config, base + TIME_TAG)
         self._input_t_ns: dict[str, int] = {}
-        self._inputs = {s.name: s for s in config.signals if s.input}
+        self._inputs = {s.name: _InputSpec(np.dtype(s.dtype), s.shape, s.max_age_ns)
+                        for s in config.signals if s.input}
         self._max_age_ns = {s.name: s.max_age_ns for s in config.signals
                             if s.input and s.max_age_ns}
         self._silent: set[str] = set()
@@ -262,7 +272,7 @@ class Executive:
         reason = None
         if spec is None:
             reason = Reject.NOT_AN_INPUT if sample.signal in self._values else Reject.UNKNOWN_TOPIC
-        elif sample.value.dtype != np.dtype(spec.dtype):
+        elif sample.value.dtype != spec.dtype:
             reason = Reject.BAD_DTYPE
         elif sample.value.shape != spec.shape:
             reason = Reject.BAD_SHAPE

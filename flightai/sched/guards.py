@@ -38,6 +38,8 @@ class OutputGuard:
         c = self._config
         if c.finite and value.dtype.kind in "fc" and not np.isfinite(value).all():
             return "non-finite value"
+        if c.min is None and c.max is None and c.max_step is None:
+            return None
         numeric = value.astype(np.float64)
         if c.min is not None and (numeric < c.min).any():
             return f"below min {c.min:g} (lowest {float(np.min(numeric)):g})"

@@ -154,7 +154,8 @@ class RecordedInputs:
             else:
                 raw.append(recorded.frames)
                 clean = clean and len(message.arrays) == 1
-                batch.extend(Sample(message.topic, message.t_ns, value)
+                # decoded over the recording's bytes: nobody writes them
+                batch.extend(Sample(message.topic, message.t_ns, value, immutable=True)
                              for _, value in message.arrays)
         self.samples = sum(len(b) for b in self._batches)
         #: per tick: whether its batch is in time order
