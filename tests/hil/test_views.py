@@ -213,3 +213,23 @@ def test_json_values_are_valid_json() -> None:
     value = json_value({"a": [1.0, float("nan"), float("-inf")], 2: b"\x01", "b": True})
     assert json.loads(json.dumps(value, allow_nan=False)) == {
         "a": [1.0, None, None], "2": "01", "b": True}
+
+
+def test_events_are_foxglove_logs_and_health_is_json(tmp_path: Path) -> None:
+    path = tmp_path / "events.mcap"
+    with Recorder(path) as recorder:
+        recorder.record(encode("event", 0, 30_000_000, fields={
+            "severity": "WARNING", "kind": "overrun", "task": "nav", "detail": "late"}))
+        recorder.record(encode("health", 0, 100_000_000, fields={"health": {
+            "mode": "NOMINAL", "frames": 10, "rejects": {}, "tasks": {"nav": {"overruns": 1}}}}))
+    with path.open("rb") as f:
+        shown = {c.topic: (s, m) for s, c, m in make_reader(f, validate_crcs=True).iter_messages()
+                 if c.topic.startswith("/view/")}
+    schema, message = shown["/view/events"]
+    log = _decoder(schema).FromString(message.data)
+    assert (schema.name, log.level, log.name, log.message) == (
+        "foxglove.Log", 3, "nav", "overrun: late")  # 3: WARNING
+    schema, message = shown["/view/health"]
+    health = json.loads(message.data)
+    _validate(health, json.loads(schema.data))
+    assert health["tasks"]["nav"]["overruns"] == 1 and health["t_s"] == 0.1
