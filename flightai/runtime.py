@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from flightai.config.schema import ClockKind, LateJobs, MissionConfig
+from flightai.config.schema import ClockKind, LateJobs, MissionConfig, ModelConfig
 from flightai.errors import TaskError
 from flightai.infer.model_task import ModelTask
 from flightai.infer.session import SessionReport
@@ -25,8 +25,19 @@ class LoadedTasks:
     reports: dict[str, SessionReport]
 
 
-def load_tasks(config: MissionConfig) -> LoadedTasks:
+ModelLoader = Callable[[str, ModelConfig], ModelTask]
+"""Loads the model of a task: (task name, model config) -> model task."""
+
+
+def _load_model(task: str, model: ModelConfig) -> ModelTask:
+    return ModelTask.load(model)
+
+
+def load_tasks(config: MissionConfig, load_model: ModelLoader = _load_model) -> LoadedTasks:
     """Build every task: models verified and loaded once each, callables imported.
+
+    ``load_model`` may hand out already loaded models (a campaign worker's cache);
+    Python tasks are always built afresh.
 
     Raises:
         ModelError: a model is refused (hash, signature, provider, onnxruntime).
@@ -37,7 +48,7 @@ def load_tasks(config: MissionConfig) -> LoadedTasks:
     for task in config.tasks:
         if task.model is not None:
             # One session per task, even for a shared model: two tasks' jobs may overlap.
-            model = ModelTask.load(config.model(task.model))
+            model = load_model(task.name, config.model(task.model))
             reports.setdefault(task.model, model.report)
             tasks[task.name] = model
         elif task.function is not None:

@@ -22,13 +22,9 @@ from typing import Any
 
 from flightai.config.loader import parse_mission
 from flightai.config.overrides import apply_overrides
-from flightai.config.schema import MissionConfig
-from flightai.errors import TaskError
+from flightai.config.schema import MissionConfig, ModelConfig
 from flightai.infer.model_task import ModelTask
-from flightai.infer.session import SessionReport
-from flightai.pytask import FactoryTask, FunctionTask, build_from_factory, load_object
-from flightai.runtime import LoadedTasks
-from flightai.sched.task import Task
+from flightai.runtime import LoadedTasks, load_tasks
 from hil.campaign.cases import CampaignSpec, CaseSpec
 from hil.ltd1.dispersions import draw_case
 from hil.ltd1.loop import fly
@@ -56,27 +52,16 @@ def load_tasks_cached(config: MissionConfig) -> LoadedTasks:
         ModelError: a model is refused (hash, signature, provider, onnxruntime).
         TaskError: a Python task cannot be imported or built.
     """
-    reports: dict[str, SessionReport] = {}
-    tasks: dict[str, Task] = {}
-    for task in config.tasks:
-        if task.model is not None:
-            model_config = config.model(task.model)
-            key = (threading.get_ident(), task.name, repr(model_config))
-            model = _SESSIONS.get(key)
-            if model is None:
-                model = _SESSIONS[key] = ModelTask.load(model_config)
-            reports.setdefault(task.model, model.report)
-            tasks[task.name] = model
-        elif task.function is not None:
-            function = load_object(task.function, config.base_dir)
-            if not callable(function):
-                raise TaskError(f"{task.function}: not callable")
-            tasks[task.name] = FunctionTask(task.function, function)
-        else:
-            assert task.factory is not None
-            instance = build_from_factory(task.factory, config.base_dir, dict(task.params))
-            tasks[task.name] = FactoryTask(task.factory, instance)
-    return LoadedTasks(tasks, reports)
+    return load_tasks(config, _cached_model)
+
+
+def _cached_model(task: str, model: ModelConfig) -> ModelTask:
+    """The calling thread's session for ``task`` running ``model``, loaded on first use."""
+    key = (threading.get_ident(), task, repr(model))
+    loaded = _SESSIONS.get(key)
+    if loaded is None:
+        loaded = _SESSIONS[key] = ModelTask.load(model)
+    return loaded
 
 
 def fly_case(case: CaseSpec, session: str = "", *, cached: bool = True) -> dict[str, Any]:
