@@ -83,18 +83,24 @@ def test_a_worker_killed_mid_case_changes_nothing(
 
     def kill_one_mid_case() -> None:
         with Client(client.scheduler.address) as watcher:
-            def busy() -> bool:
-                processing = watcher.processing()
-                return any(processing.values())
-            if not wait_for(busy, 120):
-                return
-            pids = _pids(watcher)
-            worker, keys = next((w, k) for w, k in watcher.processing().items() if k)
-            # let the case get well into its descent before the kill
-            threading.Event().wait(1.0)
-            if keys == watcher.processing().get(worker):
+            def kill_if_still_busy() -> bool:
+                """Kill a worker whose cases did not change over 1 s: it is inside one.
+
+                Retried: a case may end during the second (the watcher may first see
+                a worker late in its case), and then the next one is tried.
+                """
+                busy = [(w, k) for w, k in watcher.processing().items() if k]
+                if not busy:
+                    return False
+                worker, keys = busy[0]
+                pids = _pids(watcher)
+                threading.Event().wait(1.0)
+                if keys != watcher.processing().get(worker):
+                    return False
                 os.kill(pids[worker], signal.SIGKILL)
                 killed.update(pid=pids[worker], keys=list(keys))
+                return True
+            wait_for(kill_if_still_busy, 120)
 
     killer = threading.Thread(target=kill_one_mid_case)
     killer.start()
