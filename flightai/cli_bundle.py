@@ -122,8 +122,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
     data, manifest = build_bundle(args.mission, load_signing_key(args.key), args.bundle_version,
                                   args.include)
     tmp = args.output.with_name(args.output.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(args.output)
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(args.output)
+    except OSError as exc:
+        raise refuse(Refusal.BUILD, f"cannot write {args.output}: {exc.strerror or exc}") from exc
     print(f"{args.output}: mission {manifest.mission!r} version {manifest.version}, "
           f"{len(manifest.files)} files, {len(data)} bytes, key {manifest.key_id[:16]}")
     for entry in manifest.files:

@@ -60,7 +60,14 @@ class InstallResult:
 
 @contextlib.contextmanager
 def _locked(state_dir: Path) -> Iterator[None]:
-    fd = os.open(state_dir / "install.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    """Create the slot folders and hold ``install.lock``; refuse a second install."""
+    try:
+        for slot in SLOTS:
+            slot_file(state_dir, slot).parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(state_dir / "install.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise refuse(Refusal.BAD_STATE, f"cannot use the state folder {state_dir}: "
+                     f"{exc.strerror or exc}") from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -92,8 +99,6 @@ def install(path: Path, state_dir: Path, trusted: Sequence[TrustedKey],
             bundle did not reach READY; the last good bundle stays active.
     """
     step = on_step or (lambda _name: None)
-    for slot in SLOTS:
-        slot_file(state_dir, slot).parent.mkdir(parents=True, exist_ok=True)
     with _locked(state_dir):
         step("verify")
         data = read_bundle_file(path, limits)

@@ -52,7 +52,10 @@ def generate(directory: Path, name: str) -> tuple[Path, Path]:
     Raises:
         BundleError: a file of that name exists already.
     """
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise refuse(Refusal.BAD_KEY, f"cannot create {directory}: {exc.strerror or exc}") from exc
     secret_path, public_path = directory / f"{name}.key", directory / f"{name}.pub"
     secret = Ed25519PrivateKey.generate()
     secret_pem = secret.private_bytes(serialization.Encoding.PEM,
@@ -65,6 +68,8 @@ def generate(directory: Path, name: str) -> tuple[Path, Path]:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
         except FileExistsError as exc:
             raise refuse(Refusal.BAD_KEY, f"{path} exists already; not overwritten") from exc
+        except OSError as exc:
+            raise refuse(Refusal.BAD_KEY, f"cannot write {path}: {exc.strerror or exc}") from exc
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

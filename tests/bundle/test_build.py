@@ -12,6 +12,7 @@ from flightai.bundle.archive import MANIFEST_NAME, SIGNATURE_NAME
 from flightai.bundle.build import build_bundle
 from flightai.bundle.keys import TrustedKey, generate, load_signing_key
 from flightai.bundle.verify import verify_bundle
+from flightai.cli import main
 from flightai.config import load_mission
 from flightai.errors import BundleError, ConfigError
 from tests.bundle.archives import member, rebuild
@@ -99,3 +100,20 @@ def test_board_state_paths_inside_the_mission_folder_are_refused(lite: Path,
     with pytest.raises(BundleError, match=r"models\[0\]\.provider_options\."
                        r"TensorrtExecutionProvider\.trt_engine_cache_path: board state"):
         build_bundle(lite, load_signing_key(keys[0]), 1)
+
+
+def test_keygen_into_a_folder_that_cannot_be_made_is_a_clear_refusal(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with pytest.raises(BundleError, match="cannot create") as info:
+        generate(blocker / "keys", "k")
+    assert info.value.reason == "bad_key"
+
+
+def test_bundle_build_to_a_folder_that_does_not_exist_is_one_error_line(
+        lite: Path, keys: Keys, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "missing" / "lite.bundle"
+    assert main(["bundle", "build", str(lite), "--key", str(keys[0]), "--version", "1",
+                 "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"bundle refused (build): cannot write {out}" in err and "Traceback" not in err

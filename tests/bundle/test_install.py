@@ -190,3 +190,14 @@ def test_an_install_killed_while_its_probe_loads_the_bundle_leaves_the_old_activ
         proc.wait(30)
     assert probing
     assert _active_id(state_dir, trusted) == old
+
+
+def test_a_state_folder_that_cannot_be_made_is_a_clear_refusal(tmp_path: Path, lite: Path,
+                                                               build: BuildFn,
+                                                               trusted: tuple[TrustedKey, ...],
+                                                               keys: Keys) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with pytest.raises(BundleError, match="cannot use the state folder") as info:
+        install(build(lite, 1), blocker / "state", trusted, [keys[1]])
+    assert info.value.reason == "bad_state"
