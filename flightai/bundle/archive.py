@@ -84,9 +84,15 @@ def read_archive(data: bytes, limits: Limits) -> dict[str, bytes]:
                      f"{limits.max_bundle_bytes}")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-        infos = archive.infolist()
     except ZIP_ERRORS as exc:
         raise refuse(Refusal.NOT_AN_ARCHIVE, f"not a readable zip: {exc}") from exc
+    with archive:  # closed on every refusal below too
+        return _read_entries(archive, len(data), limits)
+
+
+def _read_entries(archive: zipfile.ZipFile, size: int, limits: Limits) -> dict[str, bytes]:
+    """The entries of an open archive of ``size`` bytes, checked as :func:`read_archive` says."""
+    infos = archive.infolist()
     if len(infos) > limits.max_entries:
         raise refuse(Refusal.TOO_LARGE, f"{len(infos)} entries, above the limit of "
                      f"{limits.max_entries}")
@@ -95,21 +101,20 @@ def read_archive(data: bytes, limits: Limits) -> dict[str, bytes]:
     for info in infos:
         _check_entry(info, seen)
         total += info.file_size
-    if total > min(limits.max_bundle_bytes, len(data)):
+    if total > min(limits.max_bundle_bytes, size):
         # Stored entries cannot hold more than the archive: more means overlapping entries.
         raise refuse(Refusal.TOO_LARGE, f"entries declare {total} bytes in an archive of "
-                     f"{len(data)} (limit {limits.max_bundle_bytes})")
+                     f"{size} (limit {limits.max_bundle_bytes})")
     out: dict[str, bytes] = {}
-    with archive:
-        for info in infos:
-            try:
-                content = archive.read(info)  # checks the CRC-32 and the local header's name
-            except ZIP_ERRORS as exc:
-                raise refuse(Refusal.NOT_AN_ARCHIVE, f"{info.filename!r}: {exc}") from exc
-            if len(content) != info.file_size:
-                raise refuse(Refusal.SIZE_MISMATCH, f"{info.filename!r}: read {len(content)} "
-                             f"bytes, the archive says {info.file_size}")
-            out[info.filename] = content
+    for info in infos:
+        try:
+            content = archive.read(info)  # checks the CRC-32 and the local header's name
+        except ZIP_ERRORS as exc:
+            raise refuse(Refusal.NOT_AN_ARCHIVE, f"{info.filename!r}: {exc}") from exc
+        if len(content) != info.file_size:
+            raise refuse(Refusal.SIZE_MISMATCH, f"{info.filename!r}: read {len(content)} "
+                         f"bytes, the archive says {info.file_size}")
+        out[info.filename] = content
     return out
 
 
