@@ -27,14 +27,14 @@ import numpy as np
 import numpy.typing as npt
 
 from flightai.config.schema import MissionConfig, ModelConfig, PortSpec
-from flightai.errors import ProfileError, TaskError
+from flightai.errors import ProfileError
 from flightai.fingerprint import fingerprint
 from flightai.infer.model_task import ModelTask
 from flightai.infer.providers import require_engines
 from flightai.infer.session import build_session, read_verified
-from flightai.pytask import FactoryTask, FunctionTask, build_from_factory, load_object
+from flightai.runtime import python_task
 from flightai.sched.bound import BoundTask, TaskFault
-from flightai.sched.task import Arrays, Task
+from flightai.sched.task import Arrays
 
 FORMAT = "flightai-profile/1"
 _INPUT_SETS = 8  # distinct input sets cycled through, so no cache sees one value only
@@ -147,23 +147,12 @@ def profile_model(config: ModelConfig, runs: int, rng: np.random.Generator, *,
                         dict(report.options), timing)
 
 
-def _python_task(mission: MissionConfig, name: str) -> tuple[str, Task]:
-    task = mission.task(name)
-    if task.function is not None:
-        function = load_object(task.function, mission.base_dir)
-        if not callable(function):
-            raise TaskError(f"{task.function}: not callable")
-        return task.function, FunctionTask(task.function, function)
-    assert task.factory is not None
-    return task.factory, FactoryTask(task.factory, build_from_factory(
-        task.factory, mission.base_dir, dict(task.params)))
-
-
 def profile_task(mission: MissionConfig, name: str, runs: int,
                  rng: np.random.Generator) -> TaskProfile:
     """Time a Python task as the executive does, on drawn inputs; a fault is reported."""
-    body, task = _python_task(mission, name)
-    bound = BoundTask(mission.task(name), task, mission)
+    config = mission.task(name)
+    body = config.function or config.factory or ""
+    bound = BoundTask(config, python_task(mission, config), mission)
     snapshots = [{sig: draw(rng, mission.signal(sig).dtype, mission.signal(sig).shape)
                   for _, sig in bound.config.inputs} for _ in range(_INPUT_SETS)]
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from flightai.config.schema import ClockKind, LateJobs, MissionConfig, ModelConfig
+from flightai.config.schema import ClockKind, LateJobs, MissionConfig, ModelConfig, TaskConfig
 from flightai.errors import TaskError
 from flightai.infer.model_task import ModelTask
 from flightai.infer.session import SessionReport
@@ -51,16 +51,25 @@ def load_tasks(config: MissionConfig, load_model: ModelLoader = _load_model) -> 
             model = load_model(task.name, config.model(task.model))
             reports.setdefault(task.model, model.report)
             tasks[task.name] = model
-        elif task.function is not None:
-            function = load_object(task.function, config.base_dir)
-            if not callable(function):
-                raise TaskError(f"{task.function}: not callable")
-            tasks[task.name] = FunctionTask(task.function, function)
         else:
-            assert task.factory is not None
-            instance = build_from_factory(task.factory, config.base_dir, dict(task.params))
-            tasks[task.name] = FactoryTask(task.factory, instance)
+            tasks[task.name] = python_task(config, task)
     return LoadedTasks(tasks, reports)
+
+
+def python_task(config: MissionConfig, task: TaskConfig) -> Task:
+    """The job body of a Python task: its function imported, or its factory called.
+
+    Raises:
+        TaskError: the target cannot be imported, is not callable, or its factory fails.
+    """
+    if task.function is not None:
+        function = load_object(task.function, config.base_dir)
+        if not callable(function):
+            raise TaskError(f"{task.function}: not callable")
+        return FunctionTask(task.function, function)
+    assert task.factory is not None
+    instance = build_from_factory(task.factory, config.base_dir, dict(task.params))
+    return FactoryTask(task.factory, instance)
 
 
 def make_clock(config: MissionConfig, kind: ClockKind | None = None) -> Clock:
