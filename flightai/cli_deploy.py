@@ -16,6 +16,7 @@ from typing import Any
 from flightai.cli_bundle import add_bundle_options, open_mission
 from flightai.config.board import load_board
 from flightai.config.schema import MissionConfig
+from flightai.errors import ProfileError
 from flightai.profile import profile_mission
 from flightai.service import apply_process
 
@@ -71,7 +72,10 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     profile = profile_mission(config, args.runs, args.seed, build_engines=args.build_engines,
                               python_tasks=not args.models_only,
                               progress=lambda line: print("  " + line, flush=True))
-    args.output.write_text(profile.to_json(), encoding="utf-8")
+    try:
+        args.output.write_text(profile.to_json(), encoding="utf-8")
+    except OSError as exc:
+        raise ProfileError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
     print(f"wrote {args.output}; admit the schedule with: flightai check "
           f"{path if args.mission else '--bundle/--active ...'} --profile {args.output}")
     return 0

@@ -155,3 +155,11 @@ def test_a_signed_bundle_is_profiled_and_admitted_as_installed(
     out = capsys.readouterr().out
     assert status == 0, out
     assert "timing admission (profile of 'ltd1-lite'):" in out and "OK (budget_us)" in out
+
+
+def test_a_profile_that_cannot_be_written_is_one_error_line(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "missing" / "profile.json"
+    assert main(["profile", str(LITE), "--runs", "1", "--models-only", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write {out}" in err and "Traceback" not in err
