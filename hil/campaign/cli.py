@@ -52,6 +52,14 @@ def positive(text: str) -> int:
     return value
 
 
+def non_negative(text: str) -> int:
+    """An argparse type: an integer ≥ 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def _case_options(parser: argparse.ArgumentParser, required: bool) -> None:
     entropy = "--seed-entropy" if required else "--seed"
     parser.add_argument(entropy, dest="entropy", type=int, default=None if required else 1,
@@ -59,7 +67,8 @@ def _case_options(parser: argparse.ArgumentParser, required: bool) -> None:
                         help="root numpy SeedSequence entropy" + ("" if required else
                                                                   " (default 1)"))
     if required:
-        parser.add_argument("--spawn-key", type=int, required=True, help="the case's index")
+        parser.add_argument("--spawn-key", type=non_negative, required=True,
+                            help="the case's index")
     parser.add_argument("--stress-sun", action="store_true", help="stress sun dispersion")
     parser.add_argument("--nominal", action="store_true", help="no dispersion (noise seeded)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
@@ -115,7 +124,7 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
         with open_client(args.scheduler, args.workers) as client, \
                 progress_bar(not args.no_progress, "cases") as update:
             result = run_campaign(spec, args.out, client, progress=update)
-    except CaseFailed as exc:
+    except (CaseFailed, OSError) as exc:  # OSError: the scheduler cannot be reached
         return _error("campaign", exc)
     except KeyboardInterrupt:
         print(f"flightai hil campaign: interrupted; finished cases are in {args.out}; "
@@ -134,7 +143,7 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
 
 def _cmd_replay_set(args: argparse.Namespace) -> int:
     from hil.campaign.cluster import open_client
-    from hil.campaign.replays import find_recordings, run_replay_set
+    from hil.campaign.replays import ReplayFailed, find_recordings, run_replay_set
     from hil.replay.compare import Tolerance
 
     try:
@@ -143,10 +152,14 @@ def _cmd_replay_set(args: argparse.Namespace) -> int:
             Tolerance.parse(item)
     except (OSError, ValueError) as exc:
         return _error("campaign", exc)
-    with open_client(args.scheduler, args.workers) as client, \
-            progress_bar(not args.no_progress, "replays") as update:
-        replays = run_replay_set(args.recordings, args.out, client, overrides=args.overrides,
-                                 tolerances=args.tolerances, progress=update)
+    try:
+        with open_client(args.scheduler, args.workers) as client, \
+                progress_bar(not args.no_progress, "replays") as update:
+            replays = run_replay_set(args.recordings, args.out, client,
+                                     overrides=args.overrides, tolerances=args.tolerances,
+                                     progress=update)
+    except (ReplayFailed, OSError) as exc:
+        return _error("campaign", exc)
     print(replays.summary())
     return 0 if replays.ok else 1
 
@@ -160,12 +173,12 @@ def _cmd_case(args: argparse.Namespace) -> int:
                                       entropy=args.entropy, cases=args.spawn_key + 1,
                                       stress_sun=args.stress_sun, nominal=args.nominal)
         record = fly_case(spec.case(args.spawn_key), cached=False)
+        if args.json is not None:
+            args.json.write_text(json.dumps(record, indent=1) + "\n")
     except (OSError, FlightaiError) as exc:
         return _error("case", exc)
     flight = record["record"]
     print(f"flightai hil case {record['key']}: "
           + ("SUCCESS" if flight["success"] else "FAILURE: " + "; ".join(flight["failures"])))
     print(f"  output digest {flight['digest']}")
-    if args.json is not None:
-        args.json.write_text(json.dumps(record, indent=1) + "\n")
     return 0

@@ -28,6 +28,13 @@ from hil.replay.compare import Tolerance, compare, recorded_publications
 from hil.replay.player import replay
 
 
+class ReplayFailed(RuntimeError):
+    """A recording could not be replayed (unreadable, or its mission no longer loads)."""
+
+    def __init__(self, recording: str, error: BaseException) -> None:
+        super().__init__(f"{recording}: {type(error).__name__}: {error}")
+
+
 def find_recordings(where: str) -> list[Path]:
     """The ``.mcap`` files in a folder, or the files a glob matches, sorted.
 
@@ -96,6 +103,7 @@ def run_replay_set(where: str, out: Path, client: Client, *, overrides: Sequence
 
     Raises:
         FileNotFoundError: no recording matches ``where``.
+        ReplayFailed: a recording raised (those judged before it stay stored).
     """
     for item in tolerances:
         Tolerance.parse(item)  # refuse a bad tolerance before any work
@@ -109,13 +117,19 @@ def run_replay_set(where: str, out: Path, client: Client, *, overrides: Sequence
         progress(stored, len(keys))
     futures = [client.submit(replay_one, p, list(overrides), list(tolerances), key=keys[p])
                for p in todo]
-    for future in as_completed(futures):  # type: ignore[no-untyped-call]
-        result = future.result()
-        write_atomic(folder / f"{future.key}.json", json.dumps(result, indent=1) + "\n")
-        future.release()
-        stored += 1
-        if progress:
-            progress(stored, len(keys))
+    names = {keys[p]: p for p in todo}
+    try:
+        for future in as_completed(futures):  # type: ignore[no-untyped-call]
+            if future.status == "error":
+                raise ReplayFailed(names[future.key], future.exception())
+            result = future.result()
+            write_atomic(folder / f"{future.key}.json", json.dumps(result, indent=1) + "\n")
+            future.release()
+            stored += 1
+            if progress:
+                progress(stored, len(keys))
+    finally:
+        client.cancel([f for f in futures if not f.done()])  # type: ignore[no-untyped-call]
     results = [json.loads((folder / f"{k}.json").read_text()) for k in keys.values()]
     for path, result in zip(keys, results, strict=True):
         result["recording"] = path  # a copy judged under another name

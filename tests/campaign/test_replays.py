@@ -14,7 +14,7 @@ from mcap.writer import Writer
 
 from hil import demo
 from hil.campaign.cluster import open_client
-from hil.campaign.replays import find_recordings, run_replay_set
+from hil.campaign.replays import ReplayFailed, find_recordings, run_replay_set
 from hil.record.recorder import META_CONFIG
 
 pytestmark = pytest.mark.slow
@@ -81,3 +81,12 @@ def test_a_replay_set_lists_the_recordings_that_diverge(recordings: Path, tmp_pa
 def test_a_replay_set_needs_recordings(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no recordings"):
         find_recordings(str(tmp_path / "*.mcap"))
+
+
+def test_a_recording_that_cannot_be_replayed_is_named_in_one_error(tmp_path: Path) -> None:
+    folder = tmp_path / "set"
+    folder.mkdir()
+    (folder / "broken.mcap").write_bytes(b"not an mcap file")
+    with open_client(workers=1) as client, pytest.raises(ReplayFailed, match=r"broken\.mcap: "):
+        run_replay_set(str(folder), tmp_path / "out", client)
+    assert not list((tmp_path / "out" / "replays").glob("*.json"))
