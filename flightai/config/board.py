@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flightai.config.reader import describe
 from flightai.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -54,8 +55,12 @@ def _read_toml(path: Path, what: str) -> dict[str, Any]:
         raise ConfigError(str(path), "valid TOML", str(exc)) from exc
 
 
-def _toml(value: Any) -> str:
-    """A TOML literal for a parsed TOML value."""
+def _toml(value: Any, where: str) -> str:
+    """A TOML literal for a parsed TOML value; a date or time (no config key takes one) is refused.
+
+    Raises:
+        ConfigError: naming ``where`` and the value.
+    """
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -63,17 +68,27 @@ def _toml(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value)  # a JSON string is a TOML basic string
     if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
+        return "[" + ", ".join(_toml(v, f"{where}[{i}]") for i, v in enumerate(value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v, f'{where}.{k}')}"
+                               for k, v in value.items()) + "}"
+    raise ConfigError(where, "a string, number, boolean, array or table", describe(value))
 
 
-def _leaves(prefix: str, table: Mapping[str, Any]) -> list[str]:
+def _table(value: Any, where: str) -> dict[str, Any]:
+    """``value`` if it is a TOML table, else a :class:`ConfigError` naming ``where``."""
+    if not isinstance(value, dict):
+        raise ConfigError(where, "a table", describe(value))
+    return value
+
+
+def _leaves(prefix: str, table: Mapping[str, Any], where: str) -> list[str]:
     out: list[str] = []
     for key, value in table.items():
         if isinstance(value, dict):
-            out += _leaves(f"{prefix}.{key}", value)
+            out += _leaves(f"{prefix}.{key}", value, where)
         else:
-            out.append(f"{prefix}.{key}={_toml(value)}")
+            out.append(f"{prefix}.{key}={_toml(value, f'{where}{prefix}.{key}')}")
     return out
 
 
@@ -91,13 +106,14 @@ def load_board(path: Path) -> Board:
     if unknown:
         raise ConfigError(where + unknown[0], "a section of a board profile (board, runtime, "
                           "models)", f"unknown key {unknown[0]!r}")
-    head = data.get("board", {})
+    head = _table(data.get("board", {}), where + "board")
     environment = head.get("environment", {})
     if not isinstance(environment, dict) or not all(
             isinstance(v, str) for v in environment.values()):
         raise ConfigError(where + "board.environment", "a table of strings", repr(environment))
-    overrides = _leaves("runtime", data.get("runtime", {}))
-    models = data.get("models", {})
+    overrides = _leaves("runtime", _table(data.get("runtime", {}), where + "runtime"), where)
+    models = _table(data.get("models", {}), where + "models")
     for model, table in sorted(models.items(), key=lambda item: item[0] != "*"):
-        overrides += _leaves(f"models.{model}", table)  # "*" (every model) first
+        prefix = f"models.{model}"  # "*" (every model) first
+        overrides += _leaves(prefix, _table(table, where + prefix), where)
     return Board(str(head.get("name", path.stem)), dict(environment), overrides)

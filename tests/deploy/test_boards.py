@@ -80,3 +80,17 @@ def test_a_star_override_reaches_every_element() -> None:
     out = apply_overrides(doc, ["models.*.x=2", "models.b.y=[1, 2]"])
     assert out["models"] == [{"name": "a", "x": 2}, {"name": "b", "x": 2, "y": [1, 2]}]
     assert doc["models"][0]["x"] == 1  # the input is not changed
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('board = "x"\n', r"bad.toml: board: expected a table, got 'x' \(string\)"),
+    ("models = 3\n", r"bad.toml: models: expected a table, got 3"),
+    ("[models]\nguidance = 3\n", r"bad.toml: models.guidance: expected a table, got 3"),
+    ("[runtime]\nx = 1979-05-27\n", r"bad.toml: runtime.x: expected a string, number, boolean"),
+])
+def test_a_board_file_of_the_wrong_shape_is_a_config_error(tmp_path: Path, text: str,
+                                                           message: str) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_board(bad)
