@@ -139,8 +139,12 @@ def _check_params(config: MissionConfig, packed: set[str]) -> None:
 def _created() -> dict[str, str]:
     """When, where and by whom; ``SOURCE_DATE_EPOCH`` pins the time for reproducible builds."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    when = (dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc) if epoch
-            else dt.datetime.now(dt.timezone.utc))
+    try:
+        when = (dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc) if epoch
+                else dt.datetime.now(dt.timezone.utc))
+    except (ValueError, OverflowError, OSError):
+        raise refuse(Refusal.BUILD, f"SOURCE_DATE_EPOCH: expected seconds since 1970 (an "
+                     f"integer), got {epoch!r}") from None
     try:
         user = getpass.getuser()
     except (KeyError, OSError):

@@ -117,3 +117,10 @@ def test_bundle_build_to_a_folder_that_does_not_exist_is_one_error_line(
                  "-o", str(out)]) == 1
     err = capsys.readouterr().err
     assert f"bundle refused (build): cannot write {out}" in err and "Traceback" not in err
+
+
+def test_a_malformed_source_date_epoch_is_refused(lite: Path, keys: Keys,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(BundleError, match="SOURCE_DATE_EPOCH: expected seconds since 1970"):
+        build_bundle(lite, load_signing_key(keys[0]), 1)
