@@ -157,13 +157,15 @@ def apply_process(config: ProcessConfig) -> list[str]:
     """
     lines: list[str] = []
     if config.cpu_affinity:
+        available = getattr(os, "sched_getaffinity", None)  # Linux only, as the setting is
         _try(config, lines, "cpu_affinity", f"CPUs {list(config.cpu_affinity)}",
              lambda: os.sched_setaffinity(0, config.cpu_affinity),
-             f"this machine has CPUs {sorted(os.sched_getaffinity(0))} available")
+             f"this machine has CPUs {sorted(available(0))} available" if available
+             else "CPU affinity is set on Linux only")
     if config.realtime_priority:
-        param = os.sched_param(config.realtime_priority)
         _try(config, lines, "realtime_priority", f"SCHED_FIFO {config.realtime_priority}",
-             lambda: os.sched_setscheduler(0, os.SCHED_FIFO, param),
+             lambda: os.sched_setscheduler(0, os.SCHED_FIFO,
+                                           os.sched_param(config.realtime_priority)),
              "needs root, CAP_SYS_NICE or a RLIMIT_RTPRIO (systemd: LimitRTPRIO=, "
              "AmbientCapabilities=CAP_SYS_NICE)")
     if config.lock_memory:

@@ -297,3 +297,19 @@ def test_a_full_notify_queue_drops_messages_instead_of_blocking_the_frame_loop()
     finally:
         notifier.close()
         server.close()
+
+
+def test_process_settings_elsewhere_than_linux_are_refused_or_warned_not_a_crash(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", "darwin")
+    for name in ("sched_getaffinity", "sched_setaffinity", "sched_param", "sched_setscheduler",
+                 "SCHED_FIFO"):
+        monkeypatch.delattr(os, name)  # as on macOS
+    config = ProcessConfig(cpu_affinity=(0,), realtime_priority=10, if_denied=IfDenied.WARN)
+    lines = apply_process(config)
+    assert [line.split(":")[1] for line in lines] == [
+        " runtime.process.cpu_affinity", " runtime.process.realtime_priority"]
+    assert all("not supported on darwin" in line for line in lines)
+    with pytest.raises(ServiceError, match="cpu_affinity: CPUs \\[0\\] refused by the OS: not "
+                       "supported on darwin \\(CPU affinity is set on Linux only\\)"):
+        apply_process(ProcessConfig(cpu_affinity=(0,)))
