@@ -65,9 +65,13 @@ def role_model(config: MissionConfig, role: str) -> ModelConfig:
 def _format_checks(data: bytes) -> list[Check]:
     try:
         import onnx
+        from google.protobuf.message import DecodeError  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         return [Check("format (opset, IR, ops)", None, "not checked: the onnx package is absent")]
-    model = onnx.load_from_string(data)
+    try:
+        model = onnx.load_from_string(data)
+    except DecodeError as exc:
+        return [Check("an ONNX model", False, str(exc))]
     domains = {(o.domain or "ai.onnx"): o.version for o in model.opset_import}
     ops = {n.op_type for n in model.graph.node}
     external = [i.name for i in model.graph.initializer
@@ -139,7 +143,8 @@ def check_contract(candidate: Path, role: str, config: MissionConfig,
                         ", ".join(f"{p.name} {p.dtype}{list(p.shape)}"
                                   for p in (*model.inputs, *model.outputs))))
     checks.append(_static_shapes(first))
-    golden = np.load(slot.file.parent / "golden" / f"{slot.file.stem}.npz")
+    with np.load(slot.file.parent / "golden" / f"{slot.file.stem}.npz") as npz:
+        golden = dict(npz)
     port, output = model.inputs[0].name, model.outputs[0].name
     inputs = golden["input"].astype(np.float32)
     outputs = _run_all(first, inputs, port, output)

@@ -38,3 +38,12 @@ def test_a_perception_model_confident_about_nothing_fails(mission: Path, tmp_pat
     checks, _ = check_contract(path, "perception", load_mission(mission))
     failed = [c.name for c in checks if c.ok is False]
     assert failed == ["all-zero input gives confidence < 0.25"]
+
+
+def test_a_file_that_is_not_onnx_is_rejected_not_raised(mission: Path, tmp_path: Path) -> None:
+    path = tmp_path / "garbage.onnx"
+    path.write_bytes(b"not a protobuf \xff\xff")
+    checks, measures = check_contract(path, "guidance", load_mission(mission))
+    assert [c.name for c in checks if c.ok is False] == [
+        "an ONNX model", "loads with the slot's signature and options"]
+    assert "latency_us" not in measures
