@@ -13,7 +13,7 @@ task by its own entry, when the profile could time it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from flightai.config.schema import MissionConfig, TaskConfig
 from flightai.fingerprint import TIMING_FIELDS, differences
@@ -21,22 +21,12 @@ from flightai.infer.session import SessionReport
 from flightai.profile import Profile, Timing
 from flightai.timebase import format_ns
 
-
-@dataclass
-class Admission:
-    """The lines of the admission report and the problems among them."""
-
-    lines: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    def problem(self, message: str) -> None:
-        """Record a refusal and show it in place."""
-        self.problems.append(message)
-        self.lines.append(f"  PROBLEM: {message}")
+if TYPE_CHECKING:  # check imports this module
+    from flightai.check import CheckResult
 
 
 def admit(config: MissionConfig, profile: Profile, reports: Mapping[str, SessionReport],
-          here: Mapping[str, str]) -> Admission:
+          here: Mapping[str, str], result: CheckResult) -> None:
     """Check that ``profile`` applies here and that every task's budget covers it.
 
     Args:
@@ -44,16 +34,17 @@ def admit(config: MissionConfig, profile: Profile, reports: Mapping[str, Session
         profile: a profile read from the board.
         reports: the session report of each model as built now (running providers, options).
         here: this machine's fingerprint.
+        result: the check report the admission lines and problems are added to.
     """
-    result = Admission()
+    problems_before = len(result.problems)
     for key, then, now in differences(profile.fingerprint, here, TIMING_FIELDS):
         result.problem(f"the profile was made on another board or build: {key} is {then!r} in "
                        f"the profile, {now!r} here; profile again on this board")
     for model in config.models:
         _check_model(model.name, model.sha256, profile, reports.get(model.name), result)
-    if result.problems:
+    if len(result.problems) > problems_before:
         result.lines.append("  budgets not compared: the profile does not apply")
-        return result
+        return
     margin = config.runtime.admission
     result.lines.append(f"  margin: {margin.margin_pct} % of p99.9 + {margin.margin_us} us "
                         "(runtime.admission)")
@@ -61,11 +52,10 @@ def admit(config: MissionConfig, profile: Profile, reports: Mapping[str, Session
                         f"{'needed':>9}  verdict")
     for task in config.tasks:
         _check_task(config, task, profile, result)
-    return result
 
 
 def _check_model(name: str, sha256: str, profile: Profile, report: SessionReport | None,
-                 result: Admission) -> None:
+                 result: CheckResult) -> None:
     entry = profile.models.get(name)
     if entry is None:
         result.problem(f"model {name!r} is not in the profile (made for mission "
@@ -96,7 +86,7 @@ def _timing(task: TaskConfig, profile: Profile) -> tuple[Timing | None, str]:
 
 
 def _check_task(config: MissionConfig, task: TaskConfig, profile: Profile,
-                result: Admission) -> None:
+                result: CheckResult) -> None:
     timing, note = _timing(task, profile)
     budget_ns = task.budget_ns or task.deadline_ns
     source = "budget_us" if task.budget_ns else "deadline"

@@ -81,9 +81,7 @@ def check_mission(config: MissionConfig, path: Path, profile: Profile | None = N
     out.append("")
     if profile is not None:
         out.append(f"timing admission (profile of {profile.mission!r}):")
-        admission = admit(config, profile, reports, fingerprint())
-        out.extend(admission.lines)
-        result.problems.extend(admission.problems)
+        admit(config, profile, reports, fingerprint(), result)
         out.append("")
     if result.problems:
         out.append(f"FAILED: {len(result.problems)} problem(s)")
