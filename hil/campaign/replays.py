@@ -1,7 +1,7 @@
 """Replay sets: many recordings replayed through the runtime on Dask, divergent ones listed.
 
 Each recording is replayed in-process on a worker (:func:`hil.replay.replay`)
-and its outputs compared with the recorded ones (:func:`hil.replay.compare`):
+and its outputs compared with the recorded ones (:func:`hil.replay.compare_replay`):
 bit for bit when the recording's platform fingerprint matches the worker's,
 within the given tolerances otherwise, as ``flightai hil replay`` does. A
 recording's key is the hash of its bytes and of the options, so a re-run skips
@@ -21,11 +21,9 @@ from typing import Any
 from distributed import Client, as_completed
 
 from hil.campaign.store import write_atomic
-from hil.record.fingerprint import bit_exact, fingerprint
 from hil.record.reader import Recording
-from hil.record.recorder import META_PLATFORM
-from hil.replay.compare import Tolerance, compare, recorded_publications
-from hil.replay.player import replay
+from hil.replay.compare import Tolerance
+from hil.replay.player import compare_replay, replay
 
 
 class ReplayFailed(RuntimeError):
@@ -53,11 +51,9 @@ def replay_one(path: str, overrides: Sequence[str], tolerances: Sequence[str]) -
     """Replay one recording on this worker and compare; the verdict as plain data."""
     recording = Recording(path)
     result = replay(recording, None, list(overrides), 1)
-    same = bit_exact(recording.metadata.get(META_PLATFORM, {}), fingerprint())
-    comparison = compare(recorded_publications(recording), result.publications, bit_exact=same,
-                         tolerances=dict(Tolerance.parse(t) for t in tolerances))
+    comparison = compare_replay(recording, result, dict(Tolerance.parse(t) for t in tolerances))
     first = comparison.first
-    return {"recording": path, "verdict": comparison.verdict, "bit_exact": same,
+    return {"recording": path, "verdict": comparison.verdict, "bit_exact": comparison.bit_exact,
             "compared": comparison.compared, "equal": comparison.equal,
             "within": comparison.within, "missing": comparison.missing,
             "extra": comparison.extra, "digest": result.digest,
