@@ -104,7 +104,13 @@ def main(argv: list[str]) -> int:
         print(f"flightai demo: error: the live view cannot serve on port {args.view}: {exc}",
               file=sys.stderr)
         return 2
-    recorder = _recorder(args.record, mission, overrides, outputs)
+    try:
+        recorder = _recorder(args.record, mission, overrides, outputs)
+    except OSError as exc:
+        if live is not None:
+            live.close()
+        print(f"flightai demo: error: cannot record to {args.record}: {exc}", file=sys.stderr)
+        return 2
     if faults is not None and recorder is not None:
         faults.record_to(recorder)
     wall_start = time.monotonic()
