@@ -49,6 +49,22 @@ def write_atomic(path: Path, text: str) -> None:
         os.close(fd)
 
 
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """A stored manifest.
+
+    Raises:
+        StoreMismatch: the file is not a JSON object (not a campaign's manifest).
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:  # not UTF-8, not JSON
+        raise StoreMismatch(path.parent, MANIFEST, f"unreadable ({exc})",
+                            "a campaign manifest") from None
+    if not isinstance(data, dict):
+        raise StoreMismatch(path.parent, MANIFEST, data, "a campaign manifest")
+    return data
+
+
 class ResultsStore:
     """A campaign folder (created if absent).
 
@@ -67,7 +83,7 @@ class ResultsStore:
         self.cases_dir.mkdir(parents=True, exist_ok=True)
         path = folder / MANIFEST
         if path.exists():
-            stored = json.loads(path.read_text(encoding="utf-8"))
+            stored = _read_manifest(path)
             for key in ("mission_sha256", "overrides", "entropy", "stress_sun", "nominal",
                         "base_dir", "campaign_id"):
                 if stored.get(key) != manifest.get(key):

@@ -108,3 +108,12 @@ def test_the_store_refuses_another_campaign_and_drops_torn_writes(tmp_path: Path
     assert json.loads((tmp_path / "cases" / f"{spec.case(0).key}.json").read_text())["x"] == 1
     with pytest.raises(StoreMismatch, match="entropy: stored 5, this run 6"):
         ResultsStore(tmp_path, CampaignSpec.from_file(L2, entropy=6, cases=2).manifest())
+
+
+@pytest.mark.parametrize("text", ["{torn", "[1, 2]"])
+def test_a_folder_whose_manifest_is_not_one_is_refused(tmp_path: Path, text: str) -> None:
+    (tmp_path / "campaign.json").write_text(text)
+    manifest = CampaignSpec.from_file(L2, entropy=5, cases=2).manifest()
+    with pytest.raises(StoreMismatch, match=r"campaign\.json: stored .*this run 'a campaign"):
+        ResultsStore(tmp_path, manifest)
+    assert (tmp_path / "campaign.json").read_text() == text
