@@ -88,7 +88,7 @@ def parse_injections(data: Any, config: MissionConfig, where: str = "<injections
         path = f"{where}.overruns[{i}]"
         task, t_release_ns = _job(entry, path, tasks, {"kind"})
         kind = entry.get("kind")
-        if kind not in kinds:
+        if not isinstance(kind, str) or kind not in kinds:
             raise ConfigError(f"{path}.kind", f"one of {sorted(kinds)}", repr(kind))
         overruns.append(Overrun(task, t_release_ns, kinds[kind]))
     nans = [NanOutput(*_job(entry, f"{where}.nan_outputs[{i}]", tasks, set()))
@@ -108,7 +108,7 @@ def _job(entry: dict[str, Any], path: str, tasks: set[str], extra: set[str]) -> 
     if set(entry) != keys:
         raise ConfigError(path, f"keys {sorted(keys)}", repr(sorted(entry)))
     task, t_release_ns = entry["task"], entry["t_release_ns"]
-    if task not in tasks:
+    if not isinstance(task, str) or task not in tasks:
         raise ConfigError(f"{path}.task", f"a periodic task of the mission ({sorted(tasks)})",
                           repr(task))
     if type(t_release_ns) is not int or t_release_ns < 0:
