@@ -127,13 +127,21 @@ def _check_params(config: MissionConfig, packed: set[str]) -> None:
         for key, value in pairs:
             for path, text in _strings(value, f"{where}.{key}"):
                 candidate = config.base_dir / text
-                if "\n" in text or not text or not candidate.is_file():
+                if "\n" in text or not text or not _is_file(candidate):
                     continue
                 rel = _relative(candidate, config.base_dir, path)
                 if rel not in packed:
                     raise refuse(Refusal.BUILD, f"{path} names {text!r}, a file beside the "
                                  "mission that is not packed: add it to [bundle] include "
                                  "(or --include)")
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; a string no file could be named (too long, NUL) is not."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _created() -> dict[str, str]:

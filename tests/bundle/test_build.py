@@ -124,3 +124,12 @@ def test_a_malformed_source_date_epoch_is_refused(lite: Path, keys: Keys,
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
     with pytest.raises(BundleError, match="SOURCE_DATE_EPOCH: expected seconds since 1970"):
         build_bundle(lite, load_signing_key(keys[0]), 1)
+
+
+def test_a_parameter_too_long_to_be_a_file_name_is_just_a_string(lite: Path, keys: Keys) -> None:
+    text = lite.read_text()
+    lite.write_text(text.replace("params = { seed = 7 }",
+                                 f'params = {{ seed = 7, note = "{"x" * 300}" }}'))
+    assert "x" * 300 in lite.read_text()
+    _, manifest = build_bundle(lite, load_signing_key(keys[0]), 1)
+    assert "mission.toml" in [f.path for f in manifest.files]
