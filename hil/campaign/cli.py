@@ -39,9 +39,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     _case_options(one, required=True)
     one.add_argument("--json", type=Path, help="also write the case record here")
     one.set_defaults(handler=_cmd_case)
-    from hil.campaign.qualify import add_qualify
-
-    add_qualify(sub)
+    _add_qualify(sub)
 
 
 def positive(text: str) -> int:
@@ -182,3 +180,51 @@ def _cmd_case(args: argparse.Namespace) -> int:
           + ("SUCCESS" if flight["success"] else "FAILURE: " + "; ".join(flight["failures"])))
     print(f"  output digest {flight['digest']}")
     return 0
+
+
+def _add_qualify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("qualify", help="judge a contributed model against the flight "
+                                            "baseline (contract, then paired campaigns)")
+    parser.add_argument("candidate", type=Path, metavar="CANDIDATE.onnx")
+    parser.add_argument("--role", choices=("guidance", "perception"), required=True)
+    parser.add_argument("--mission", type=Path, default=Path("models/ltd1/l2.toml"),
+                        help="the baseline mission (default models/ltd1/l2.toml)")
+    parser.add_argument("--cases", type=positive, default=50, help="paired cases (default 50)")
+    parser.add_argument("--seed", dest="entropy", type=int, default=1,
+                        help="root SeedSequence entropy (default 1)")
+    parser.add_argument("--stress-sun", action="store_true")
+    _cluster_options(parser)
+    parser.add_argument("--out", type=Path, required=True, help="scorecard and campaigns folder")
+    parser.set_defaults(handler=_cmd_qualify)
+
+
+QUALIFY_EXIT = {"better": 0, "equivalent": 0, "worse": 1, "rejected": 1, "inconclusive": 3}
+"""``flightai hil qualify``'s exit status for each verdict."""
+
+
+def _cmd_qualify(args: argparse.Namespace) -> int:
+    from flightai.errors import FlightaiError
+    from hil.campaign.cluster import open_client
+    from hil.campaign.qualify import qualify, scorecard_path
+    from hil.campaign.runner import CaseFailed
+
+    try:
+        with progress_bar(not args.no_progress, "cases") as update:
+            card = qualify(args.candidate, args.role, args.mission, args.out,
+                           lambda: open_client(args.scheduler, args.workers),
+                           cases=args.cases, entropy=args.entropy, stress_sun=args.stress_sun,
+                           progress=update)
+    except (OSError, ValueError, FlightaiError, CaseFailed) as exc:
+        print(f"flightai hil qualify: error: {exc}", file=sys.stderr)
+        return 1
+    for check in card["contract"]:
+        ok = {True: "pass", False: "FAIL", None: "info"}[check["ok"]]
+        print(f"  contract {ok:4s} {check['name']}: {check['detail']}")
+    for c in card.get("criteria", []):
+        print(f"  {c['verdict']:13s} {c['label']}")
+    if card["verdict"] == "inconclusive":
+        print(f"  the intervals are too wide for the margins: fly more cases (--cases; "
+              f"{args.cases} now, at least 6, 50 by default); the flown ones are reused")
+    print(f"flightai hil qualify: {card['verdict'].upper()}; "
+          f"{scorecard_path(args.out, card['sha256'], 'html')}")
+    return QUALIFY_EXIT[card["verdict"]]

@@ -24,10 +24,8 @@ identical seeds, and the cases are compared in pairs:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
@@ -225,53 +223,3 @@ def _criterion_row(c: dict[str, Any]) -> list[str]:
     return [c["label"], f"±{c['margin']:g} {c['unit']}", _num(c["baseline_median"]),
             _num(c["candidate_median"]),
             f"median diff {c['median_difference']:.3g}, 95 % CI {interval}", c["verdict"]]
-
-
-def add_qualify(sub: Any) -> None:
-    """Register ``qualify`` on ``flightai hil``'s subparsers."""
-    from hil.campaign.cli import _cluster_options, positive
-
-    parser = sub.add_parser("qualify", help="judge a contributed model against the flight "
-                                            "baseline (contract, then paired campaigns)")
-    parser.add_argument("candidate", type=Path, metavar="CANDIDATE.onnx")
-    parser.add_argument("--role", choices=("guidance", "perception"), required=True)
-    parser.add_argument("--mission", type=Path, default=Path("models/ltd1/l2.toml"),
-                        help="the baseline mission (default models/ltd1/l2.toml)")
-    parser.add_argument("--cases", type=positive, default=50, help="paired cases (default 50)")
-    parser.add_argument("--seed", dest="entropy", type=int, default=1,
-                        help="root SeedSequence entropy (default 1)")
-    parser.add_argument("--stress-sun", action="store_true")
-    _cluster_options(parser)
-    parser.add_argument("--out", type=Path, required=True, help="scorecard and campaigns folder")
-    parser.set_defaults(handler=_cmd_qualify)
-
-
-EXIT = {"better": 0, "equivalent": 0, "worse": 1, "rejected": 1, "inconclusive": 3}
-
-
-def _cmd_qualify(args: argparse.Namespace) -> int:
-    from flightai.errors import FlightaiError
-    from hil.campaign.cli import progress_bar
-    from hil.campaign.cluster import open_client
-    from hil.campaign.runner import CaseFailed
-
-    try:
-        with progress_bar(not args.no_progress, "cases") as update:
-            card = qualify(args.candidate, args.role, args.mission, args.out,
-                           lambda: open_client(args.scheduler, args.workers),
-                           cases=args.cases, entropy=args.entropy, stress_sun=args.stress_sun,
-                           progress=update)
-    except (OSError, ValueError, FlightaiError, CaseFailed) as exc:
-        print(f"flightai hil qualify: error: {exc}", file=sys.stderr)
-        return 1
-    for check in card["contract"]:
-        ok = {True: "pass", False: "FAIL", None: "info"}[check["ok"]]
-        print(f"  contract {ok:4s} {check['name']}: {check['detail']}")
-    for c in card.get("criteria", []):
-        print(f"  {c['verdict']:13s} {c['label']}")
-    if card["verdict"] == "inconclusive":
-        print(f"  the intervals are too wide for the margins: fly more cases (--cases; "
-              f"{args.cases} now, at least 6, 50 by default); the flown ones are reused")
-    print(f"flightai hil qualify: {card['verdict'].upper()}; "
-          f"{scorecard_path(args.out, card['sha256'], 'html')}")
-    return EXIT[card["verdict"]]
