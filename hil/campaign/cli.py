@@ -60,7 +60,7 @@ def non_negative(text: str) -> int:
 
 def _case_options(parser: argparse.ArgumentParser, required: bool) -> None:
     entropy = "--seed-entropy" if required else "--seed"
-    parser.add_argument(entropy, dest="entropy", type=int, default=None if required else 1,
+    parser.add_argument(entropy, dest="entropy", type=non_negative, default=None if required else 1,
                         required=required,
                         help="root numpy SeedSequence entropy" + ("" if required else
                                                                   " (default 1)"))
@@ -190,7 +190,7 @@ def _add_qualify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     parser.add_argument("--mission", type=Path, default=Path("models/ltd1/l2.toml"),
                         help="the baseline mission (default models/ltd1/l2.toml)")
     parser.add_argument("--cases", type=positive, default=50, help="paired cases (default 50)")
-    parser.add_argument("--seed", dest="entropy", type=int, default=1,
+    parser.add_argument("--seed", dest="entropy", type=non_negative, default=1,
                         help="root SeedSequence entropy (default 1)")
     parser.add_argument("--stress-sun", action="store_true")
     _cluster_options(parser)

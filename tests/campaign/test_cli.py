@@ -46,6 +46,18 @@ def test_case_counts_must_be_positive(mission: Path, tmp_path: Path,
     assert "expected an integer >= 1, got 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [
+    ["campaign", "--seed", "-1", "--out", "o"], ["qualify", "c.onnx", "--role", "guidance",
+                                                 "--seed", "-1", "--out", "o"],
+    ["case", "--seed-entropy", "-1", "--spawn-key", "0"],
+    ["case", "--seed-entropy", "1", "--spawn-key", "-1"]])
+def test_seeds_and_spawn_keys_must_be_non_negative(argv: list[str], mission: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main([*argv, "--mission", str(mission)])
+    assert "expected an integer >= 0, got -1" in capsys.readouterr().err
+
+
 def test_an_empty_replay_set_and_a_bad_tolerance_are_refused(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status, err = _run(["campaign", "--recordings", str(tmp_path), "--out", str(tmp_path)],
