@@ -117,7 +117,8 @@ def candidate_overrides(mission: Path, role: str, candidate: Path) -> list[str]:
 
     name = role_model(load_mission(mission), role).name
     sha = hashlib.sha256(candidate.read_bytes()).hexdigest()
-    return [f'models.{name}.file="{candidate.resolve()}"', f"models.{name}.sha256={sha}"]
+    path = json.dumps(str(candidate.resolve()))  # a TOML basic string, quotes escaped
+    return [f"models.{name}.file={path}", f"models.{name}.sha256={sha}"]
 
 
 def qualify(candidate: Path, role: str, mission: Path, out: Path,

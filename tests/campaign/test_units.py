@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from flightai.config.overrides import apply_overrides
 from hil.campaign.cases import CampaignSpec, case_seed
-from hil.campaign.qualify import CRITERIA, judge, overall
+from hil.campaign.qualify import CRITERIA, candidate_overrides, judge, overall
 from hil.campaign.stats import clopper_pearson, mcnemar_exact, sign_test_interval
 from hil.campaign.store import ResultsStore, StoreMismatch
 from tests.campaign.conftest import L2
@@ -117,3 +118,12 @@ def test_a_folder_whose_manifest_is_not_one_is_refused(tmp_path: Path, text: str
     with pytest.raises(StoreMismatch, match=r"campaign\.json: stored .*this run 'a campaign"):
         ResultsStore(tmp_path, manifest)
     assert (tmp_path / "campaign.json").read_text() == text
+
+
+def test_a_candidate_path_with_quotes_survives_the_override(tmp_path: Path) -> None:
+    candidate = tmp_path / 'odd "name" \\ here.onnx'
+    candidate.write_bytes(b"model bytes")
+    items = candidate_overrides(L2, "guidance", candidate)
+    name = items[0].split(".")[1]
+    data = apply_overrides({"models": [{"name": name}]}, items)
+    assert data["models"][0]["file"] == str(candidate.resolve())
