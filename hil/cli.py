@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hil.campaign.cli import add_commands as add_campaign_commands
 from hil.record.fingerprint import bit_exact
-from hil.record.reader import Recording
+from hil.record.reader import RecordingError, open_recording
 from hil.record.recorder import META_PLATFORM, Recorder, RecorderOptions
 from hil.record.recover import NotARecording, recover
 from hil.replay.cli import add_player_options, run_replay
@@ -124,7 +124,11 @@ def _cmd_recover(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    reference, other = Recording(args.reference), Recording(args.other)
+    try:
+        reference, other = open_recording(args.reference), open_recording(args.other)
+    except RecordingError as exc:
+        print(f"flightai hil compare: error: {exc}", file=sys.stderr)
+        return 2
     same = bit_exact(reference.metadata.get(META_PLATFORM, {}),
                      other.metadata.get(META_PLATFORM, {}))
     comparison = compare(recorded_publications(reference), recorded_publications(other),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgpack
+from mcap.exceptions import EndOfFile, McapError
 from mcap.records import Attachment, Channel, Metadata
 from mcap.records import Message as McapMessage
 from mcap.stream_reader import StreamReader
@@ -71,7 +73,10 @@ class Recording:
         if isinstance(record, Channel):
             self.channels[record.id] = record
         elif isinstance(record, McapMessage):
-            channel = self.channels[record.channel_id]
+            channel = self.channels.get(record.channel_id)
+            if channel is None:
+                raise ValueError(f"a message on channel {record.channel_id}, "
+                                 "which no channel record declares")
             if channel.message_encoding != MESSAGE_ENCODING:  # a Foxglove view
                 return
             self.messages.append(Recorded(
@@ -91,3 +96,18 @@ class Recording:
         for recorded in self.messages:
             if recorded.topic.startswith(prefix):
                 yield recorded.decode()
+
+
+class RecordingError(ValueError):
+    """A recording that cannot be opened (missing, unreadable, torn or corrupt); names the file."""
+
+
+def open_recording(path: str | Path) -> Recording:
+    """The :class:`Recording` at ``path``, or a :class:`RecordingError` naming it and the cause."""
+    try:
+        return Recording(path)
+    except (EndOfFile, struct.error) as exc:  # the mcap reader ran out of bytes
+        raise RecordingError(f"{path}: not a complete MCAP file (it ends inside a record; "
+                             "`flightai hil recover` saves what a torn recording holds)") from exc
+    except (OSError, ValueError, McapError) as exc:
+        raise RecordingError(f"{path}: {exc or type(exc).__name__}") from exc

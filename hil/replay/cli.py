@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mcap.exceptions import McapError
-
 from flightai.errors import FlightaiError
 from flightai.timebase import NS_PER_S
 from hil.ltd1.stub import StubError
-from hil.record.reader import Recording
+from hil.record.reader import RecordingError, open_recording
 from hil.replay.control import Stepper
 from hil.replay.player import BusTarget, ControlFactory, Mode, ReplayResult, compare_replay, replay
 
@@ -71,9 +69,9 @@ def run_replay(args: argparse.Namespace) -> int:
         print(f"flightai hil replay: error: {problem}", file=sys.stderr)
         return 2
     try:
-        recording = Recording(args.recording)
-    except (OSError, ValueError, McapError) as exc:
-        print(f"flightai hil replay: error: {args.recording}: {exc}", file=sys.stderr)
+        recording = open_recording(args.recording)
+    except RecordingError as exc:
+        print(f"flightai hil replay: error: {exc}", file=sys.stderr)
         return 2
     bus = None
     if args.bus or args.endpoints:
