@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from flightai.bus.wire import Message
+from flightai.bus.wire import Message, WireError
 from flightai.config.schema import MissionConfig
 from flightai.timebase import NS_PER_S
 from hil.record.reader import Recorded, Recording
@@ -74,11 +74,19 @@ class Streams:
         return sorted(self._by_topic)
 
     def messages(self, topic: str, direction: str | None = None) -> list[Message]:
-        """The messages on ``topic`` (in ``direction``, if given), decoded, in recorded order."""
+        """The messages on ``topic`` (in ``direction``, if given), decoded, in recorded order.
+
+        Raises:
+            SelectionError: one of them is refused by the wire decoder.
+        """
         key = (topic, direction)
         if key not in self._decoded:
-            self._decoded[key] = [r.decode() for r in self._by_topic.get(topic, [])
-                                  if direction is None or r.direction == direction]
+            try:
+                self._decoded[key] = [r.decode() for r in self._by_topic.get(topic, [])
+                                      if direction is None or r.direction == direction]
+            except WireError as exc:  # e.g. a corrupt sample a fault plan sent
+                raise SelectionError(f"{topic}: a recorded message the wire decoder refuses "
+                                     f"({exc})") from None
         return self._decoded[key]
 
     @cached_property

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from flightai.bus.wire import encode
 from hil.record.reader import Recording
+from hil.record.recorder import TO_RUNTIME
 from hil.verdict import CheckResult, evaluate, parse_verdicts
 from tests.report.conftest import L2, MS, event, health, output, write
 
@@ -237,3 +240,14 @@ def test_events_counts_severities_and_kinds_with_exceptions(tmp_path: Path) -> N
     assert judge(recording, {**check, "max": 1}).passed
     assert judge(recording, {**check, "to": 0.025}).passed
     assert not judge(recording, {"kind": "events", "kinds": ["overrun"]}).passed
+
+
+def test_a_message_the_wire_decoder_refuses_fails_the_check_naming_it(tmp_path: Path) -> None:
+    good = encode("sensor.alt", 0, 20 * MS, [("alt", np.asarray([1.0]))])
+    torn = [*encode("sensor.alt", 1, 40 * MS, [("alt", np.asarray([2.0]))])]
+    torn[1] = b"\xc1"  # a header msgpack never writes
+    recording = write(tmp_path / "refused.mcap", [(good, TO_RUNTIME), (torn, TO_RUNTIME),
+                                                  output("out.flag", 60 * MS, "flag", [1])])
+    result = judge(recording, {"kind": "always", "topic": "sensor.alt", "array": "alt",
+                               "max": 10.0})
+    assert not result.passed and result.reason.startswith("sensor.alt: a recorded message ")
