@@ -25,10 +25,11 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit status 0: every check passed; 1: one failed; 2: bad verdict file or recording."""
-    from mcap.exceptions import McapError
+    """Exit status 0: every check passed; 1: one failed.
 
-    from hil.record.reader import Recording
+    Status 2: a bad verdict file or recording, or a report that cannot be written.
+    """
+    from hil.record.reader import RecordingError, open_recording
     from hil.verdict import Streams, VerdictFileError, evaluate, load_verdicts
 
     try:
@@ -37,24 +38,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"flightai hil report: error: {exc}", file=sys.stderr)
         return 2
     try:
-        recording = Recording(args.recording)
-    except (OSError, ValueError, McapError) as exc:
-        print(f"flightai hil report: error: {args.recording}: {exc}", file=sys.stderr)
+        recording = open_recording(args.recording)
+    except RecordingError as exc:
+        print(f"flightai hil report: error: {exc}", file=sys.stderr)
         return 2
     streams = Streams(recording)
     results = evaluate(verdicts, streams)
     failed = [r for r in results if not r.passed]
     for r in results:
         print(f"  {'PASS' if r.passed else 'FAIL'}  {r.check.name}: {r.reason}")
-    if args.html is not None:
-        from hil.report.html import write_report
+    try:
+        if args.html is not None:
+            from hil.report.html import write_report
 
-        write_report(args.html, streams, results, title=verdicts.title,
-                     recording=args.recording.name)
-    if args.junit is not None:
-        from hil.report.junit import write_junit
+            write_report(args.html, streams, results, title=verdicts.title,
+                         recording=args.recording.name)
+        if args.junit is not None:
+            from hil.report.junit import write_junit
 
-        write_junit(args.junit, results, verdicts.title, str(args.recording))
+            write_junit(args.junit, results, verdicts.title, str(args.recording))
+    except OSError as exc:  # e.g. a folder that does not exist
+        print(f"flightai hil report: error: {exc}", file=sys.stderr)
+        return 2
     written = ", ".join(str(p) for p in (args.html, args.junit) if p is not None)
     print(f"flightai hil report: {verdicts.title}: "
           + (f"FAIL, {len(failed)} of {len(results)} checks failed" if failed

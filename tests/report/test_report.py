@@ -222,3 +222,7 @@ def test_bad_inputs_exit_2_with_a_named_error(tmp_path: Path, demo_flight: Path,
     torn.write_bytes(demo_flight.read_bytes()[:100_000])
     assert cli.main(["report", str(torn)]) == 2
     assert f"error: {torn}" in capsys.readouterr().err
+    nowhere = tmp_path / "missing" / "report.html"
+    assert cli.main(["report", str(demo_flight), "--html", str(nowhere)]) == 2
+    err = capsys.readouterr().err
+    assert "flightai hil report: error: " in err and str(nowhere) in err
