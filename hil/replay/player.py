@@ -292,7 +292,7 @@ def replay(recording: Recording | str | Path, mission: Path | None = None,
         raise ValueError(f"window: expected 0 <= start < stop <= {end_ns} ns, "
                          f"got start {start_ns}, stop {end_ns}")
     paced = rate if mode is Mode.REAL_TIME else None
-    frame_control = (control or _no_control)(frame_ns, start_ns, end_ns, paced)
+    frame_control = (control or ControlFactory())(frame_ns, start_ns, end_ns, paced)
     try:
         if bus is not None:
             from hil.replay.bus import replay_over_bus
@@ -323,10 +323,6 @@ class ControlFactory:
         progress = RichProgress(end_ns) if self.progress else None
         return FrameControl(frame_ns, start_ns, end_ns, rate=rate, stepper=self.stepper,
                             progress=progress)
-
-
-def _no_control(frame_ns: int, start_ns: int, end_ns: int, rate: float | None) -> FrameControl:
-    return FrameControl(frame_ns, start_ns, end_ns, rate=rate)
 
 
 class _ControlledClock:
