@@ -101,6 +101,12 @@ def _error(command: str, exc: BaseException) -> int:
     return 1
 
 
+def _interrupted(out: Path, finished: str) -> int:
+    print(f"flightai hil campaign: interrupted; finished {finished} are in {out}; "
+          "run the same command again to resume", file=sys.stderr)
+    return 130
+
+
 def _cmd_campaign(args: argparse.Namespace) -> int:
     if args.recordings is not None:
         return _cmd_replay_set(args)
@@ -125,9 +131,7 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
     except (CaseFailed, OSError) as exc:  # OSError: the scheduler cannot be reached
         return _error("campaign", exc)
     except KeyboardInterrupt:
-        print(f"flightai hil campaign: interrupted; finished cases are in {args.out}; "
-              "run the same command again to resume", file=sys.stderr)
-        return 130
+        return _interrupted(args.out, "cases")
     report, timing = result.report, result.timing
     low, high = report["success_rate_ci95"]
     print(f"flightai hil campaign: {report['successes']}/{report['runs']} successful "
@@ -158,6 +162,8 @@ def _cmd_replay_set(args: argparse.Namespace) -> int:
                                      progress=update)
     except (ReplayFailed, OSError) as exc:
         return _error("campaign", exc)
+    except KeyboardInterrupt:
+        return _interrupted(args.out, "replays")
     print(replays.summary())
     return 0 if replays.ok else 1
 
