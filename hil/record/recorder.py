@@ -250,6 +250,11 @@ class Recorder:
                             wake.set()
                 if self._idle:
                     wake.set()
+            # what reached the socket before the stop is kept too; bounded, so that a
+            # publisher still running cannot hold up the close
+            with contextlib.suppress(zmq.Again):
+                for _ in range(socket.rcvhwm or 100_000):  # 0: no high-water mark
+                    put(recv(zmq.NOBLOCK), FROM_RUNTIME, time.time_ns())
         finally:
             socket.close()
 
