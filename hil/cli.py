@@ -119,6 +119,9 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     except NotARecording as exc:
         print(f"flightai hil recover: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a torn file that is not there, a folder for the fixed one that is not
+        print(f"flightai hil recover: error: {exc}", file=sys.stderr)
+        return 2
     print(f"flightai hil recover: {args.fixed}: {report.summary()}")
     return 0
 

@@ -51,3 +51,11 @@ def test_compare_refuses_a_missing_recording(tmp_path: Path,
     missing = tmp_path / "missing.mcap"
     assert cli.main(["compare", str(tmp_path / "ok.mcap"), str(missing)]) == 2
     assert f"flightai hil compare: error: {missing}: " in capsys.readouterr().err
+
+
+def test_recover_refuses_a_missing_file(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.mcap"
+    assert cli.main(["recover", str(missing), str(tmp_path / "fixed.mcap")]) == 2
+    assert f"flightai hil recover: error: [Errno 2] No such file or directory: '{missing}'" \
+        in capsys.readouterr().err
