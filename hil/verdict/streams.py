@@ -232,9 +232,7 @@ def _walk(node: Any, path: tuple[str, ...], done: list[str]) -> Iterator[tuple[s
 
 
 def _scalar(value: Any) -> Any:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float)):  # bool included
         return float(value)
     return value if isinstance(value, str) else repr(value)
 
