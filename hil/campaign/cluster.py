@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import dask
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, as_completed
 
 WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 """Set in each local worker before it starts: one BLAS thread per single-threaded worker."""
@@ -31,3 +32,27 @@ def open_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Clie
                          processes=True, host="127.0.0.1", dashboard_address=None) as cluster, \
             Client(cluster) as client:  # type: ignore[no-untyped-call]
         yield client
+
+
+def collect(client: Client, futures: Sequence[Any], keep: Callable[[Any], None],
+            failed: Callable[[Any], Exception], done: int, total: int,
+            progress: Callable[[int, int], None] | None = None) -> None:
+    """Hand each future to ``keep`` as it completes, release it and report progress.
+
+    ``futures`` are :class:`distributed.Future` (typed ``Any``: their key and
+    ``exception()`` are untyped). ``done`` of ``total`` were finished before; a
+    future that raised raises ``failed(future)``. Whatever way this ends, futures
+    still pending are cancelled.
+    """
+    try:
+        for future in as_completed(futures):  # type: ignore[no-untyped-call]
+            if future.status == "error":
+                raise failed(future)
+            keep(future)
+            future.release()
+            done += 1
+            if progress:
+                progress(done, total)
+    finally:
+        client.cancel([f for f in futures if not f.done()])  # type: ignore[no-untyped-call]
+

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distributed import Client, as_completed
+from distributed import Client
 
+from hil.campaign.cluster import collect
 from hil.campaign.store import write_atomic
 from hil.record.reader import Recording
 from hil.replay.compare import Tolerance
@@ -114,18 +115,11 @@ def run_replay_set(where: str, out: Path, client: Client, *, overrides: Sequence
     futures = [client.submit(replay_one, p, list(overrides), list(tolerances), key=keys[p])
                for p in todo]
     names = {keys[p]: p for p in todo}
-    try:
-        for future in as_completed(futures):  # type: ignore[no-untyped-call]
-            if future.status == "error":
-                raise ReplayFailed(names[future.key], future.exception())
-            result = future.result()
-            write_atomic(folder / f"{future.key}.json", json.dumps(result, indent=1) + "\n")
-            future.release()
-            stored += 1
-            if progress:
-                progress(stored, len(keys))
-    finally:
-        client.cancel([f for f in futures if not f.done()])  # type: ignore[no-untyped-call]
+    collect(client, futures,
+            lambda f: write_atomic(folder / f"{f.key}.json",
+                                   json.dumps(f.result(), indent=1) + "\n"),
+            lambda f: ReplayFailed(names[f.key], f.exception()),
+            stored, len(keys), progress)
     results = [json.loads((folder / f"{k}.json").read_text()) for k in keys.values()]
     for path, result in zip(keys, results, strict=True):
         result["recording"] = path  # a copy judged under another name

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distributed import Client, as_completed
+from distributed import Client
 
 from hil.campaign.cases import CampaignSpec
+from hil.campaign.cluster import collect
 from hil.campaign.report import aggregate, to_html
 from hil.campaign.store import ResultsStore, write_atomic
 from hil.campaign.worker import fly_case
@@ -71,17 +72,9 @@ def run_campaign(spec: CampaignSpec, out: Path, client: Client, *,
     wall_start = time.perf_counter()
     futures = [client.submit(fly_case, case, session, key=case.key) for case in todo]
     replays = {c.key: c.replay_command() for c in todo}
-    try:
-        for future in as_completed(futures):  # type: ignore[no-untyped-call]
-            if future.status == "error":
-                raise CaseFailed(future.key, replays[future.key], future.exception())
-            store.put(future.result())
-            future.release()
-            stored += 1
-            if progress:
-                progress(stored, len(cases))
-    finally:
-        client.cancel([f for f in futures if not f.done()])  # type: ignore[no-untyped-call]
+    collect(client, futures, lambda f: store.put(f.result()),
+            lambda f: CaseFailed(f.key, replays[f.key], f.exception()),
+            stored, len(cases), progress)
     wall_s = time.perf_counter() - wall_start
     records = list(store.records([c.key for c in cases]))
     report = aggregate(spec.manifest(), records)
