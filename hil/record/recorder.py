@@ -1,11 +1,16 @@
-"""Record bus traffic to MCAP, on threads of its own.
+"""Record bus traffic to MCAP, on a thread of its own.
 
-Producers (a SUB socket's reader thread, a flight-software stub calling
-:meth:`Recorder.record`) only put the frames on a bounded queue; one writer
-thread owns the file's one writer, foxglove-sdk's MCAP writer (Rust: about 7x
-the messages per second of the pure-Python ``mcap`` writer), on a
-:class:`foxglove.Context` of the recorder's own. Nothing here ever runs on a
-runtime's executive thread.
+One writer thread owns the file's one writer, foxglove-sdk's MCAP writer (Rust:
+about 7x the messages per second of the pure-Python ``mcap`` writer), on a
+:class:`foxglove.Context` of the recorder's own, and the SUB sockets of
+:meth:`Recorder.subscribe`: it polls them and drains each in batches, frame by
+frame, writing every message as it is read (a reader thread handing messages to
+the writer would make two Python threads take turns on the GIL). A socket's
+overflow is ZeroMQ's: past its high-water mark the publisher's messages are
+dropped, which shows as gaps in the topics' ``seq``. Other producers (a
+flight-software stub calling :meth:`Recorder.record`) put the frames on a
+bounded queue, which the writer drains between the sockets' batches; a full
+queue drops (counted). Nothing here ever runs on a runtime's executive thread.
 
 Each topic is one channel (message encoding ``msgpack``, no schema). A message's
 data is the multipart message minus the topic frame (which is the channel's
@@ -17,20 +22,24 @@ on ``/view/...`` channels, unless it is behind: a view is never worth a
 dropped wire message.
 
 Chunks close when they hold ``chunk_bytes`` or have been open ``chunk_time_s``,
-whichever comes first, and every closed chunk is handed to the OS at once: a
-killed recorder loses at most the chunk still open (``flightai hil recover``).
+whichever comes first (also while nothing arrives), and every closed chunk is
+handed to the OS at once: a killed recorder loses at most the chunk still open
+(``flightai hil recover``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
+import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from socket import socketpair
 from typing import Any
 
 import msgpack
@@ -38,7 +47,8 @@ import zmq
 from foxglove import Context, open_mcap
 from foxglove.mcap import MCAPCompression, MCAPWriteOptions, MCAPWriter
 
-from flightai.bus.wire import UNPACK_ERRORS, read_uint
+from flightai.bus.sockets import COPY_THRESHOLD, NOBLOCK
+from flightai.bus.wire import UINT_FORMATS, UNPACK_ERRORS
 from hil.record.fingerprint import fingerprint
 from hil.record.views import ViewMaker, as_bytes
 
@@ -52,11 +62,13 @@ META_PLATFORM = "flightai.platform"
 META_RECORDER = "flightai.recorder"
 _MESSAGE_OVERHEAD = 31  # bytes of a Message record besides its data (opcode, length, fields)
 _COMPRESSION = {"none": None, "zstd": MCAPCompression.Zstd, "lz4": MCAPCompression.Lz4}
-#: Views are skipped (counted) while more messages than this wait for the writer, or
-#: while the waiting messages, counted at the size of the one at hand, exceed the bytes.
+#: Views are skipped (counted) while more messages than this wait for the writer (on a
+#: SUB socket: while it has given this many in a row without running empty), or while
+#: those messages, counted at the size of the one at hand, exceed the bytes.
 VIEW_BACKLOG = 1000
 VIEW_BACKLOG_BYTES = 8 << 20
-_WAKE_BATCH = 64  # a SUB reader wakes an idle writer at least every this many messages
+_BATCH = 64  # messages the writer takes from one source before it looks at the others
+_POLLIN = int(zmq.POLLIN)
 
 
 def pack_frames(frames: Sequence[Any]) -> bytes:
@@ -74,7 +86,8 @@ class RecorderOptions:
     Attributes:
         chunk_bytes: close a chunk once it holds this many bytes.
         chunk_time_s: close a chunk once it has been open this long (wall time).
-        queue_size: messages waiting for the writer; beyond it they are dropped (counted).
+        queue_size: messages handed to :meth:`Recorder.record` and waiting for the writer;
+            beyond it they are dropped (counted). A SUB socket's bound is its ``rcvhwm``.
         compression: ``none``, ``zstd`` or ``lz4``.
         views: also write the Foxglove views (:mod:`hil.record.views`).
     """
@@ -93,8 +106,8 @@ class RecorderStats:
     Attributes:
         messages: messages written, per topic.
         seq_gaps: messages missing from each topic's ``seq`` sequence (lost upstream,
-            e.g. at the runtime's PUB high-water mark).
-        drops: messages the recorder dropped because its queue was full.
+            e.g. at the runtime's PUB or the recorder's SUB high-water mark).
+        drops: messages :meth:`Recorder.record` dropped because the queue was full.
         chunks: chunks written.
         views: view messages written (not in ``messages``).
         view_skips: wire messages whose views were skipped because the writer was behind.
@@ -137,12 +150,25 @@ class Recorder:
         self.stats = RecorderStats()
         # producers append, the writer pops: deque's append/popleft are atomic, no lock
         self._queue: deque[Any] = deque()
-        self._wake = threading.Event()
-        self._idle = False  # the writer waits on _wake: producers set it
+        # an idle writer waits in a poll of its SUB sockets and this socket pair's end;
+        # a producer that finds it idle sends a byte on the other end (under the lock,
+        # which close() takes to close them)
+        self._wake_in, self._wake_out = socketpair()
+        self._wake_in.setblocking(False)
+        self._wake_out.setblocking(False)
+        self._wake_lock = threading.Lock()
+        self._idle = False
         self._drop_lock = threading.Lock()
-        self._stop_readers = threading.Event()
-        self._readers: list[threading.Thread] = []
         self._zmq: zmq.Context[zmq.Socket[bytes]] | None = None
+        self._subs: list[zmq.Socket[bytes]] = []  # every SUB socket, closed by close()
+        # what the writer polls: the wake end, then the SUB sockets handed over to it
+        self._polled: list[tuple[Any, int]] = [(self._wake_in.fileno(), _POLLIN)]
+        self._streaks: dict[zmq.Socket[bytes], int] = {}  # messages read since it ran empty
+        self._opened: float | None = None  # monotonic time the open chunk got a message
+        self._size = 0  # bytes in the open chunk
+        self._chunk_bytes = self.options.chunk_bytes
+        self._pack = msgpack.Packer().pack  # the writer thread's (pack_frames makes one a call)
+        self._stopping = False
         self._closed = False
         self._error: BaseException | None = None
         self._foxglove = Context()  # the file's channels only: nothing else logs to it
@@ -161,19 +187,15 @@ class Recorder:
     def record(self, frames: Sequence[Any], direction: str = FROM_RUNTIME,
                log_time_ns: int | None = None) -> bool:
         """Queue one multipart message (frame 0 the topic); False when dropped (queue full)."""
-        queued = self._put(frames, direction,
-                           time.time_ns() if log_time_ns is None else log_time_ns)
-        if self._idle:
-            self._wake.set()
-        return queued
-
-    def _put(self, frames: Sequence[Any], direction: str, log_time_ns: int) -> bool:
-        """Queue without waking the writer; False when dropped (queue full, writer failed)."""
         if len(self._queue) >= self.options.queue_size or self._error is not None:
             with self._drop_lock:
                 self.stats.drops += 1
             return False
-        self._queue.append((frames, direction, log_time_ns))
+        self._queue.append((frames, direction,
+                            time.time_ns() if log_time_ns is None else log_time_ns))
+        if self._idle:  # the first producer to see it wakes the writer, not every one
+            self._idle = False  # until the writer has the GIL back
+            self._wake()
         return True
 
     def record_sent(self, frames: Sequence[Any]) -> bool:
@@ -204,59 +226,61 @@ class Recorder:
 
     def _call(self, action: Callable[[MCAPWriter], object]) -> None:
         self._queue.append(action)  # never dropped: metadata matters more than a message
-        self._wake.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        """Wake the writer from its poll (a full socket buffer already will)."""
+        with self._wake_lock, contextlib.suppress(BlockingIOError):
+            if not self._closed:
+                self._wake_out.send(b"\0")
 
     # -- sockets ----------------------------------------------------------------------------
 
     def subscribe(self, endpoint: str, prefixes: Iterable[str] = ("",),
                   rcvhwm: int = 100_000) -> None:
-        """Record what a runtime publishes on ``endpoint`` (a SUB socket on a thread of its own).
+        """Record what a runtime publishes on ``endpoint`` (a SUB socket the writer reads).
 
-        The subscription reaches the publisher asynchronously: messages published
-        before it does are not seen (ZeroMQ's late joiner).
+        Messages that arrive while ``rcvhwm`` wait on the socket are dropped by ZeroMQ:
+        gaps in their topics' ``seq`` (:attr:`RecorderStats.seq_gaps`). The subscription
+        reaches the publisher asynchronously: messages published before it does are
+        not seen (ZeroMQ's late joiner).
         """
         if self._zmq is None:
             self._zmq = zmq.Context()
         socket = self._zmq.socket(zmq.SUB)
+        self._subs.append(socket)
         socket.rcvhwm = rcvhwm
         socket.linger = 0
         for prefix in prefixes:
             socket.subscribe(prefix.encode())
         socket.connect(endpoint)
-        thread = threading.Thread(target=self._read_loop, args=(socket,), daemon=True,
-                                  name=f"recorder-sub-{endpoint}")
-        self._readers.append(thread)
-        thread.start()
+        # from here on only the writer thread uses it (the queue hands it over)
+        self._call(lambda _writer: self._polled.append((socket, _POLLIN)))
 
-    def _read_loop(self, socket: zmq.Socket[bytes]) -> None:
-        # wakes the writer once per batch, not per message: a writer faster than the
-        # socket would otherwise go idle and be woken (two thread switches) every message
-        put, recv, wake = self._put, socket.recv_multipart, self._wake
+    def _drain(self, socket: zmq.Socket[bytes], limit: int = _BATCH) -> int:
+        """Write up to ``limit`` messages waiting on ``socket``; returns how many it read."""
+        # Frames, not recv_multipart: Frame.more is cheaper than getsockopt(RCVMORE); a
+        # long frame is packed from its buffer, not copied out of it first
+        recv, write, clock = socket.recv, self._write, time.time_ns
+        streak = self._streaks.get(socket, 0)
+        count = 0
         try:
-            while not self._stop_readers.is_set():
-                if not socket.poll(100):
-                    continue
-                batch = 0
-                while True:
-                    try:
-                        frames = recv(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    put(frames, FROM_RUNTIME, time.time_ns())
-                    batch += 1
-                    if batch == _WAKE_BATCH:
-                        batch = 0
-                        if self._idle:
-                            wake.set()
-                if self._idle:
-                    wake.set()
-            # what reached the socket before the stop is kept too; bounded, so that a
-            # publisher still running cannot hold up the close
-            with contextlib.suppress(zmq.Again):
-                for _ in range(socket.rcvhwm or 100_000):  # 0: no high-water mark
-                    put(recv(zmq.NOBLOCK), FROM_RUNTIME, time.time_ns())
+            while count < limit:
+                try:
+                    frame = recv(NOBLOCK, False)
+                except zmq.Again:
+                    streak = 0
+                    break
+                frames: list[Any] = [frame.bytes]
+                while frame.more:
+                    frame = recv(NOBLOCK, False)
+                    frames.append(frame.bytes if len(frame) < COPY_THRESHOLD else frame.buffer)
+                write(frames, FROM_RUNTIME, clock(), streak)
+                streak += 1
+                count += 1
         finally:
-            socket.close()
+            self._streaks[socket] = streak
+        return count
 
     # -- the writer thread ------------------------------------------------------------------
 
@@ -269,54 +293,81 @@ class Recorder:
                 self._writer.close()
 
     def _write_all(self) -> None:
-        writer, options, pending = self._writer, self.options, self._queue
-        opened: float | None = None  # monotonic time the open chunk got its first message
-        size = 0
-        while True:
-            if not pending:
+        polled, pending, chunk_time_s = self._polled, self._queue, self.options.chunk_time_s
+        busy = False  # the last round wrote something: look again at once
+        while not self._stopping:
+            if busy:
+                ready = zmq.zmq_poll(polled, 0) if len(polled) > 1 else []
+            else:
                 self._idle = True
-                self._wake.clear()
-                if not pending:  # a producer appending now sees _idle and sets _wake
-                    timeout = None if opened is None else max(
-                        0.0, opened + options.chunk_time_s - time.monotonic())
-                    self._wake.wait(timeout)
+                # a producer appending now sees _idle and wakes the poll
+                ready = zmq.zmq_poll(polled, 0 if pending else self._until_chunk_due())
                 self._idle = False
-            item = pending.popleft() if pending else None
-            if type(item) is tuple:
-                size += self._write(*item)
-                if opened is None:
-                    opened = time.monotonic()
-                if size >= options.chunk_bytes or (
-                        time.monotonic() - opened >= options.chunk_time_s):
-                    self._close_chunk()
-                    opened, size = None, 0
-                continue
-            # None (woken or timed out), a metadata or attachment call, or the stop
-            if opened is not None and (item is not None or time.monotonic() - opened
-                                       >= options.chunk_time_s):
+            busy = False
+            for source, _ in ready:
+                if isinstance(source, int):
+                    with contextlib.suppress(BlockingIOError):
+                        self._wake_in.recv(4096)
+                elif self._drain(source):
+                    busy = True
+            if pending:
+                busy = True
+                self._write_queued()
+            if self._opened is not None and time.monotonic() - self._opened >= chunk_time_s:
                 self._close_chunk()
-                opened, size = None, 0
-            if isinstance(item, _Stop):
-                break
-            if item is not None:
-                item(writer)  # written between chunks
+        # what reached a socket before the stop is kept too; bounded, so that a
+        # publisher still running cannot hold up the close
+        for socket, _ in polled[1:]:
+            self._drain(socket, socket.rcvhwm or 100_000)  # 0: no high-water mark
         self._collect()
-        writer.write_metadata(META_RECORDER, self.stats.to_metadata())
-        writer.close()
+        self._writer.write_metadata(META_RECORDER, self.stats.to_metadata())
+        self._writer.close()
+
+    def _until_chunk_due(self) -> int:
+        """Milliseconds until the open chunk must close (-1: none is open)."""
+        if self._opened is None:
+            return -1
+        due = self._opened + self.options.chunk_time_s - time.monotonic()
+        return max(0, math.ceil(due * 1000))
+
+    def _write_queued(self) -> None:
+        """Write up to a batch of what producers queued; metadata goes between chunks."""
+        pending = self._queue
+        for _ in range(_BATCH):
+            if not pending:
+                return
+            item = pending.popleft()
+            if type(item) is tuple:
+                frames, direction, log_time_ns = item
+                self._write(frames, direction, log_time_ns, len(pending))
+                continue
+            if self._opened is not None:
+                self._close_chunk()
+            if isinstance(item, _Stop):
+                self._stopping = True
+                return
+            item(self._writer)
 
     def _close_chunk(self) -> None:
         """Close the open chunk and hand it to the OS (``MCAPWriter.flush``)."""
         self._writer.flush()
         self.stats.chunks += 1
+        self._opened, self._size = None, 0
 
-    def _write(self, frames: Sequence[Any], direction: str, log_time_ns: int) -> int:
+    def _write(self, frames: Sequence[Any], direction: str, log_time_ns: int,
+               backlog: int) -> None:
+        """Write one message (``backlog``: messages waiting behind it) and its views."""
         topic_frame = frames[0]
         if type(topic_frame) is not bytes:
             topic_frame = as_bytes(topic_frame)
         channel = self._channels.get((topic_frame, direction))
         if channel is None:
             channel = self._channel(topic_frame, direction)
-        data = pack_frames(frames[1:])
+        rest = frames[1:]
+        try:
+            data = self._pack(rest)
+        except TypeError:  # numpy arrays (frames from ``encode``)
+            data = pack_frames(rest)
         channel.log(data, log_time_ns)
         channel.count += 1
         seq = channel.seq(frames[1] if len(frames) > 1 else b"")
@@ -326,12 +377,15 @@ class Recorder:
                 channel.gaps += seq - last - 1
             channel.last_seq = seq
         if channel.views:
-            backlog = len(self._queue)
             if backlog < VIEW_BACKLOG and backlog * len(data) < VIEW_BACKLOG_BYTES:
                 self.stats.views += self._views.log(frames, log_time_ns)  # type: ignore[union-attr]
             else:
                 self.stats.view_skips += 1
-        return len(data) + channel.overhead
+        if self._opened is None:
+            self._opened = time.monotonic()
+        self._size += len(data) + channel.overhead
+        if self._size >= self._chunk_bytes:
+            self._close_chunk()
 
     def _channel(self, topic_frame: bytes, direction: str) -> _Channel:
         topic = topic_frame.decode(errors="replace")
@@ -353,21 +407,23 @@ class Recorder:
     # -- closing ----------------------------------------------------------------------------
 
     def close(self) -> RecorderStats:
-        """Stop reading, write everything queued, the counters and the summary; close the file.
+        """Write everything queued or waiting on the sockets, the counters and the summary.
 
         Raises:
             RuntimeError: the writer thread failed (e.g. the disk is full); the file is torn.
         """
         if not self._closed:
-            self._closed = True
-            self._stop_readers.set()
-            for thread in self._readers:
-                thread.join()
+            self._queue.append(_STOP)
+            self._wake()
+            self._thread.join()
+            with self._wake_lock:
+                self._closed = True
+                self._wake_in.close()
+                self._wake_out.close()
+            for socket in self._subs:
+                socket.close()
             if self._zmq is not None:
                 self._zmq.term()
-            self._queue.append(_STOP)
-            self._wake.set()
-            self._thread.join()
         if self._error is not None:
             raise RuntimeError(f"the recorder's writer failed: {self._error!r}") from self._error
         return self.stats
@@ -392,7 +448,8 @@ class Recorder:
 class _Channel:
     """One MCAP channel (a topic in one direction) and its counters."""
 
-    __slots__ = ("count", "gaps", "last_seq", "log", "overhead", "prefix", "topic", "views")
+    __slots__ = ("count", "gaps", "last_seq", "log", "overhead", "prefix", "seq_at", "topic",
+                 "views")
 
     def __init__(self, log: Callable[[bytes, int], None], topic: str, views: bool) -> None:
         self.log = log
@@ -405,17 +462,22 @@ class _Channel:
         # the header after its map marker, up to the seq value, as the reference encoder writes
         self.prefix = msgpack.packb("v") + msgpack.packb(1) + msgpack.packb("topic") \
             + msgpack.packb(topic) + msgpack.packb("seq")
+        self.seq_at = 1 + len(self.prefix)
 
     def seq(self, header: Any) -> int | None:
         """The header's ``seq`` (None when unreadable)."""
-        if type(header) is not bytes:
-            header = as_bytes(header)
-        prefix = self.prefix
-        if header.startswith(prefix, 1) and header[0] & 0xF0 == 0x80:
-            seq = read_uint(header, 1 + len(prefix))
-            if seq is not None:
-                return seq[0]
-        return _seq(header)
+        data: bytes = header if type(header) is bytes else as_bytes(header)
+        if data.startswith(self.prefix, 1) and data[0] & 0xF0 == 0x80:
+            at = self.seq_at
+            try:  # any unsigned msgpack integer (read_uint's reading, without its call)
+                b = data[at]
+                if b < 0x80:
+                    return b
+                fmt, _ = UINT_FORMATS[b]
+                return int(fmt.unpack_from(data, at + 1)[0])
+            except (IndexError, KeyError, struct.error):
+                pass
+        return _seq(data)
 
 
 def _seq(header: bytes) -> int | None:
