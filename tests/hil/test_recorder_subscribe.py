@@ -134,10 +134,11 @@ def test_seq_gaps_are_counted_per_topic_on_the_sub_path(tmp_path, pub, recorders
     recorder.subscribe(endpoint)
     assert _warm_up(socket, lambda: recorder.written > 0)
     sent = {"out.a": [0, 1, 2, 5, 6], "out.b": [0, 3, 4, 10], "out.c": [7, 8, 9]}
+    nbytes = {"out.a": 24, "out.b": 24, "out.c": 128 * 1024}  # out.c: packed from the frame
     for position in range(5):  # interleaved, as a runtime publishes
         for topic, seqs in sent.items():
             if position < len(seqs):
-                socket.send_multipart(_sample(topic, seqs[position]))
+                socket.send_multipart(_sample(topic, seqs[position], nbytes[topic]))
     total = sum(map(len, sent.values()))
     assert wait_for(lambda: _count_on_disk(path, tmp_path, list(sent)) == total,
                     timeout_s=POLL_LIMIT_S)
@@ -146,7 +147,11 @@ def test_seq_gaps_are_counted_per_topic_on_the_sub_path(tmp_path, pub, recorders
     assert stats.seq_gaps.get(WARM, 0) == 0 and stats.drops == 0
     recording = Recording(path)
     for topic, seqs in sent.items():
-        assert [m.seq for m in recording.iter_decoded(topic)] == seqs
+        messages = list(recording.iter_decoded(topic))
+        assert [m.seq for m in messages] == seqs
+        for message in messages:  # byte for byte: the array is its seq, repeated
+            (name, array), = message.arrays
+            assert name == "x" and array.nbytes == nbytes[topic] and (array == message.seq).all()
 
 
 @pytest.mark.parametrize("pub", [10], indirect=True)
