@@ -148,6 +148,13 @@ class Recorder:
     def __init__(self, path: str | Path, options: RecorderOptions | None = None) -> None:
         self.options = options or RecorderOptions()
         self.stats = RecorderStats()
+        self._foxglove = Context()  # the file's channels only: nothing else logs to it
+        self._writer = open_mcap(path, allow_overwrite=True, context=self._foxglove,
+                                 writer_options=MCAPWriteOptions(
+                                     compression=_COMPRESSION[self.options.compression],
+                                     profile=PROFILE, chunk_size=None))  # we close chunks
+        self._views = ViewMaker(self._foxglove) if self.options.views else None
+        self._channels: dict[tuple[bytes, str], _Channel] = {}
         # producers append, the writer pops: deque's append/popleft are atomic, no lock
         self._queue: deque[Any] = deque()
         # an idle writer waits in a poll of its SUB sockets and this socket pair's end;
@@ -171,13 +178,6 @@ class Recorder:
         self._stopping = False
         self._closed = False
         self._error: BaseException | None = None
-        self._foxglove = Context()  # the file's channels only: nothing else logs to it
-        self._writer = open_mcap(path, allow_overwrite=True, context=self._foxglove,
-                                 writer_options=MCAPWriteOptions(
-                                     compression=_COMPRESSION[self.options.compression],
-                                     profile=PROFILE, chunk_size=None))  # we close chunks
-        self._views = ViewMaker(self._foxglove) if self.options.views else None
-        self._channels: dict[tuple[bytes, str], _Channel] = {}
         self._thread = threading.Thread(target=self._write_loop, name="mcap-writer", daemon=True)
         self._thread.start()
         self.add_metadata(META_PLATFORM, fingerprint())
