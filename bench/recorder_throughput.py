@@ -298,11 +298,14 @@ def main() -> None:
     rows = []
     for kind, result in results.items():
         for name, loop in result["loops"].items():
+            raw = [f"{loop[key]:.0%}" if key in loop else ""
+                   for key in ("ratio_to_sub_bare", "ratio_to_recv_only")]
             rows.append([f"{kind} {name}", loop["messages_per_s"], loop["mb_per_s"],
                          f"{loop['ratio_to_mcap_bare']:.0%}",
-                         f"{loop['ratio_to_foxglove_bare']:.0%}", loop.get("verdict", "")])
-    common.print_table(["stream / loop", "msg/s", "MB/s", "vs mcap", "vs foxglove", "goal"],
-                       rows)
+                         f"{loop['ratio_to_foxglove_bare']:.0%}", *raw,
+                         loop.get("verdict", "")])
+    common.print_table(["stream / loop", "msg/s", "MB/s", "vs mcap", "vs foxglove",
+                        "vs sub_bare", "vs recv_only", "goal"], rows)
     import foxglove
     import mcap
 
