@@ -6,7 +6,8 @@ on the same recording, interleaved ``--repeat`` times:
 
 * ``replay``: :func:`hil.replay.replay` in fast mode, in-process (models loaded and
   warmed up beforehand, as the player does), timed from the first frame to
-  the last: speed = mission time / wall time, a multiple of real time;
+  the output digest of the last: speed = mission time / wall time, a multiple
+  of real time;
 * ``bare compute`` (the baseline): every job of the same replay, called
   directly, in the same order, on the inputs it was given in the replay
   (captured once beforehand): ``task.run(inputs)`` of fresh tasks, no
@@ -14,7 +15,10 @@ on the same recording, interleaved ``--repeat`` times:
 * ``BoundTask.execute`` (CPU only, to split the overhead): the same jobs through
   the executive's job wrapper (port mapping, output checks, read-only copies);
 * the replay-only work (CPU): ``RecordedInputs.poll`` at every frame, and the
-  memory and digest sinks on every publication.
+  memory and digest sinks on every publication;
+* the frame loop alone: the same replay with every task replaced by one that
+  returns, job after job, the outputs the real task computed (same digest): what
+  the executive, the input source and the sinks cost with no compute at all.
 
 Overhead = replay wall / bare compute wall - 1 (goal: under 25 %). The replay
 runs its worker task (TRN) on a worker thread, as in flight, so on two idle
@@ -47,6 +51,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common
+import numpy as np
 
 from flightai.runtime import LoadedTasks, build_executive, load_tasks
 from flightai.sched.bound import BoundTask
@@ -64,14 +69,18 @@ Job = tuple[Task, Arrays]
 
 
 class _Capture:
-    """A task that notes the inputs of each job, then runs the real one."""
+    """A task that notes the inputs and (a copy of) the outputs of each job of the real one."""
 
-    def __init__(self, task: Task, name: str, jobs: list[tuple[str, Arrays]]) -> None:
+    def __init__(self, task: Task, name: str, jobs: list[tuple[str, Arrays]],
+                 outputs: dict[str, list[Arrays]]) -> None:
         self._task, self._name, self._jobs = task, name, jobs
+        self._outputs = outputs.setdefault(name, [])
 
     def run(self, inputs: Arrays) -> Arrays:
         self._jobs.append((self._name, dict(inputs)))
-        return self._task.run(inputs)
+        result = self._task.run(inputs)
+        self._outputs.append({port: np.array(value) for port, value in result.items()})
+        return result
 
     def warmup(self, inputs: Arrays) -> None:
         self._task.warmup(inputs)
@@ -80,17 +89,49 @@ class _Capture:
         return self._task.describe()
 
 
-def _capture_jobs(recording: Recording) -> list[tuple[str, Arrays]]:
-    """Every job of a fast replay, in call order: task name and the inputs it got."""
+class _Canned:
+    """A task that returns, job after job, the outputs the real one computed: no compute."""
+
+    def __init__(self, outputs: list[Arrays]) -> None:
+        self._outputs = iter(outputs)
+
+    def run(self, inputs: Arrays) -> Arrays:
+        return next(self._outputs)
+
+    def warmup(self, inputs: Arrays) -> None:
+        """Nothing to warm up."""
+
+    def describe(self) -> dict[str, str]:
+        return {"kind": "canned"}
+
+
+def _capture_jobs(recording: Recording) -> tuple[list[tuple[str, Arrays]], dict[str, list[Arrays]]]:
+    """Every job of a fast replay, in call order (task name and inputs), and each task's outputs."""
     config = recorded_config(recording)
     loaded = load_tasks(config)
     jobs: list[tuple[str, Arrays]] = []
-    wrapped: Mapping[str, Task] = {name: _Capture(task, name, jobs)
+    outputs: dict[str, list[Arrays]] = {}
+    wrapped: Mapping[str, Task] = {name: _Capture(task, name, jobs, outputs)
                                    for name, task in loaded.tasks.items()}
     executive = build_executive(config, clock=FastClock(), source=RecordedInputs(recording),
                                 workers=1, loaded=LoadedTasks(dict(wrapped), loaded.reports))
     executive.run(RecordedInputs(recording).ticks[-1] + config.runtime.minor_frame_ns)
-    return jobs
+    return jobs, outputs
+
+
+def _frame_loop_s(recording: Recording, outputs: dict[str, list[Arrays]]) -> tuple[float, str]:
+    """Wall time of the replay's frame loop alone (tasks return their recorded outputs), digest."""
+    config = recorded_config(recording)
+    canned: dict[str, Task] = {name: _Canned(jobs) for name, jobs in outputs.items()}
+    inputs = RecordedInputs(recording)
+    memory, digest = MemorySink(), DigestSink()
+    executive = build_executive(config, clock=FastClock(), source=inputs, sinks=[memory],
+                                workers=1, loaded=LoadedTasks(canned, {}))
+    gc.collect()
+    executive.run(inputs.ticks[-1] + config.runtime.minor_frame_ns)
+    for publication in memory.publications:
+        digest.publish(publication)
+    return time.perf_counter() - executive.loop_started[0], digest.hexdigest()
 
 
 def _bare_compute_s(recording: Recording, jobs: list[tuple[str, Arrays]]) -> tuple[float, float]:
@@ -181,7 +222,7 @@ def main() -> int:
         load_start = time.perf_counter()
         recording = Recording(path)
         read_s = time.perf_counter() - load_start
-        jobs = _capture_jobs(recording)
+        jobs, outputs = _capture_jobs(recording)
         if args.profile:
             print(_profile(recording))
         replay_s: list[float] = []
@@ -189,6 +230,7 @@ def main() -> int:
         bare_s: list[float] = []
         bare_cpu_s: list[float] = []
         bound_cpu_s: list[float] = []
+        loop_s: list[float] = []
         for _ in range(repeat):
             wall, cpu = _bare_compute_s(recording, jobs)
             bare_s.append(wall)
@@ -197,6 +239,12 @@ def main() -> int:
             result = _replay(recording)
             replay_s.append(result.wall_s)
             replay_cpu_s.append(result.cpu_s)
+            wall, loop_digest = _frame_loop_s(recording, outputs)
+            loop_s.append(wall)
+            if loop_digest != result.digest:
+                print("the frame loop with canned outputs published other outputs",
+                      file=sys.stderr)
+                return 1
         replay_only = _replay_only_cpu_s(recording, result.publications,
                                          recorded_config(recording).runtime.minor_frame_ns)
     mission_ns, digest = result.mission_ns, result.digest
@@ -214,7 +262,10 @@ def main() -> int:
          mission_ns / NS_PER_S / med(bare_s)],
         ["same jobs via BoundTask.execute", "", "", "", med(bound_cpu_s), ""],
         ["fast replay", med(replay_s), min(replay_s), max(replay_s), med(replay_cpu_s),
-         speed]])
+         speed],
+        ["frame loop alone (canned outputs)", med(loop_s), min(loop_s), max(loop_s), "", ""]])
+    frames = mission_ns // recorded_config(recording).runtime.minor_frame_ns
+    print(f"frame loop alone: {med(loop_s) / frames * 1e6:.1f} us per frame over {frames} frames")
     print(f"mission {mission_ns / NS_PER_S:.2f} s, {len(jobs)} jobs {by_task}; reading the "
           f"recording {read_s:.2f} s (not in the replay time); load average {common.loadavg()}")
     print(f"replay-only CPU per run: RecordedInputs.poll {replay_only['recorded_inputs_poll_s']} s,"
@@ -230,6 +281,7 @@ def main() -> int:
         "bare_compute_wall_s": [round(s, 4) for s in bare_s],
         "bare_compute_cpu_s": [round(s, 4) for s in bare_cpu_s],
         "bound_execute_cpu_s": [round(s, 4) for s in bound_cpu_s],
+        "frame_loop_alone_wall_s": [round(s, 4) for s in loop_s],
         "speed_x_real_time": round(speed, 1), "overhead_pct": round(overhead_pct, 1),
         "overhead_cpu_pct": round(overhead_cpu_pct, 1), "replay_only_cpu_s": replay_only,
         "goal": {"metric": "overhead_pct", "limit": GOAL_OVERHEAD_PCT,

@@ -25,8 +25,8 @@ def frozen(value: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
     live and replayed (numpy and BLAS pick different kernels, with different
     rounding, for Fortran-ordered operands).
     """
-    out = np.array(value, copy=True, order="C")
-    out.flags.writeable = False
+    out: npt.NDArray[np.generic] = value.copy(order="C")
+    out.setflags(write=False)
     return out
 
 
@@ -51,7 +51,7 @@ class BoundTask:
         self.config = config
         self.name = config.name
         self.task = task
-        self._inputs = tuple(config.inputs)
+        self.inputs: tuple[tuple[str, str], ...] = tuple(config.inputs)
         self._outputs = tuple((port, sig, np.dtype(mission.signal(sig).dtype),
                                mission.signal(sig).shape) for port, sig in config.outputs)
 
@@ -62,7 +62,10 @@ class BoundTask:
             TaskFault: the task raised, or an output is missing or has the wrong
                 dtype or shape.
         """
-        inputs = {port: snapshot[sig] for port, sig in self._inputs}
+        return self.run({port: snapshot[sig] for port, sig in self.inputs})
+
+    def run(self, inputs: Signals) -> tuple[Signals, int]:
+        """:meth:`execute` on inputs already named by port (``inputs``: port to signal)."""
         wall_start_ns = time.perf_counter_ns()
         try:
             result = self.task.run(inputs)
@@ -71,9 +74,15 @@ class BoundTask:
         wall_exec_ns = time.perf_counter_ns() - wall_start_ns
         outputs: Signals = {}
         for port, sig, dtype, shape in self._outputs:
-            if port not in result:
-                raise TaskFault(f"output port {port!r} missing")
-            value = np.asarray(result[port])
+            try:
+                value = result[port]
+            except KeyError:
+                raise TaskFault(f"output port {port!r} missing") from None
+            except Exception as exc:  # not a mapping at all
+                raise TaskFault(f"outputs are a {type(result).__name__}, not a mapping "
+                                f"of port names to arrays") from exc
+            if type(value) is not np.ndarray:
+                value = np.asarray(value)
             if value.dtype != dtype or value.shape != shape:
                 raise TaskFault(f"output {port!r} is {value.dtype}{list(value.shape)}, "
                                 f"signal {sig!r} is {dtype}{list(shape)}")

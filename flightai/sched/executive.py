@@ -20,6 +20,8 @@ from __future__ import annotations
 import enum
 import gc
 import queue
+import sys
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,7 +29,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from flightai.config.schema import TIME_TAG, MissionConfig, Placement, Policy, time_tagged
+from flightai.config.schema import (
+    TIME_TAG,
+    MissionConfig,
+    Placement,
+    Policy,
+    TaskConfig,
+    time_tagged,
+)
 from flightai.sched.bound import BoundTask, Signals, TaskFault, frozen, zeros_for
 from flightai.sched.clock import Clock, ExternalClock
 from flightai.sched.guards import Guard, OutputGuard
@@ -36,6 +45,7 @@ from flightai.sched.io import InputSource, OutputSink, Publication, Sample
 from flightai.sched.policies import POLICIES
 from flightai.sched.table import build_table
 from flightai.sched.task import Task
+from flightai.timebase import FOREVER
 
 _GC_EVERY_FRAMES = 100
 
@@ -78,17 +88,71 @@ class _InputSpec:
     max_age_ns: int
 
 
-@dataclass
 class _Job:
-    runner: BoundTask
-    t_release_ns: int
-    snapshot: Signals
-    forced: OverrunKind | None
-    future: Future[tuple[Signals, int]] | None = None
-    outputs: Signals | None = None
-    fault: str | None = None
-    wall_exec_ns: int = 0
-    not_started: bool = False
+    """One release of a task, from its input snapshot to its deadline."""
+
+    __slots__ = (
+        "fault",
+        "forced",
+        "future",
+        "not_started",
+        "outputs",
+        "runner",
+        "snapshot",
+        "t_release_ns",
+        "wall_exec_ns",
+    )
+
+    def __init__(self, runner: BoundTask, t_release_ns: int, snapshot: Signals | None,
+                 forced: OverrunKind | None) -> None:
+        self.runner = runner
+        self.t_release_ns = t_release_ns
+        self.snapshot = snapshot
+        self.forced = forced
+        self.future: Future[tuple[Signals, int]] | None = None
+        self.outputs: Signals | None = None
+        self.fault: str | None = None
+        self.wall_exec_ns = 0
+        self.not_started = False
+
+
+class _Plan:
+    """What the frame loop needs of one periodic task, resolved once at load.
+
+    Also holds the task's running state: its pending job, its busy worker
+    future, the outputs last published and last computed, its fallback latch.
+    """
+
+    __slots__ = (
+        "busy",
+        "fallback",
+        "guards",
+        "job",
+        "last",
+        "name",
+        "needs",
+        "on_fallback",
+        "outputs",
+        "previous",
+        "primary",
+        "time_tags",
+    )
+
+    def __init__(self, primary: BoundTask, fallback: BoundTask | None, needs: tuple[str, ...],
+                 time_tags: tuple[str, ...], guards: tuple[tuple[str, tuple[Guard, ...]], ...],
+                 last: Signals) -> None:
+        self.name = primary.name
+        self.primary = primary
+        self.fallback = fallback
+        self.needs = needs
+        self.outputs = tuple(sig for _, sig in primary.config.outputs)
+        self.time_tags = time_tags
+        self.guards = guards
+        self.job: _Job | None = None
+        self.busy: Future[tuple[Signals, int]] | None = None
+        self.last = last
+        self.previous: Signals = {}
+        self.on_fallback = False
 
 
 def _nan_like(outputs: Signals) -> Signals:
@@ -98,10 +162,8 @@ def _nan_like(outputs: Signals) -> Signals:
 
 
 def _time_tag(t_ns: int) -> npt.NDArray[np.generic]:
-    """The read-only int64 [1] value of a ``signal@t_ns`` port."""
-    tag = np.array([t_ns], dtype=np.int64)
-    tag.flags.writeable = False
-    return tag
+    """The read-only int64 [1] value of a ``signal@t_ns`` port (a view of immutable bytes)."""
+    return np.frombuffer(t_ns.to_bytes(8, sys.byteorder, signed=True), np.int64)
 
 
 class Executive:
@@ -118,6 +180,11 @@ class Executive:
         injected_overruns: overruns to force (a test's injection or the record
             of a previous run being replayed).
         injected_nan: jobs whose outputs to replace by NaN (fault injection).
+
+    Attributes:
+        loop_started: ``(time.perf_counter(), time.process_time())`` when the
+            first frame of the last :meth:`run` began (after warm-up and the
+            garbage collector's freeze), for timing the frame loop alone.
     """
 
     def __init__(self, config: MissionConfig, tasks: Mapping[str, Task], clock: Clock, *,
@@ -129,15 +196,13 @@ class Executive:
         self.clock = clock
         self.health = Health()
         self.overruns: list[Overrun] = []
+        self.loop_started = (0.0, 0.0)
         self._source = source
         self._sinks = tuple(sinks)
         self._workers = workers or config.runtime.workers
         self._injected = {(o.task, o.t_release_ns): o.kind for o in injected_overruns}
         self._nan_jobs = {(f.task, f.t_release_ns) for f in injected_nan}
         self._bound = {t.name: BoundTask(t, tasks[t.name], config) for t in config.tasks}
-        self._guards: dict[str, list[Guard]] = {}
-        for g in config.guards:
-            self._guards.setdefault(g.signal, []).append(OutputGuard(g))
         self._values: Signals = {s.name: zeros_for(config, s.name) for s in config.signals}
         self._timed = {base for t in config.tasks for _, sig in t.inputs
                        if (base := time_tagged(sig)) is not None}
@@ -148,26 +213,36 @@ class Executive:
                         for s in config.signals if s.input}
         self._max_age_ns = {s.name: s.max_age_ns for s in config.signals
                             if s.input and s.max_age_ns}
+        self._watch_due_ns = FOREVER
         self._silent: set[str] = set()
-        self._last: dict[str, Signals] = {}
-        self._previous: dict[str, Signals] = {}
-        self._needs: dict[str, tuple[str, ...]] = {}
-        for t in config.periodic_tasks:
-            self.health.tasks[t.name] = TaskHealth()
-            self._last[t.name] = {sig: self._values[sig] for _, sig in t.outputs}
-            needed = [sig for _, sig in t.inputs]
-            if t.fallback:
-                needed += [sig for _, sig in config.task(t.fallback).inputs]
-            self._needs[t.name] = tuple(dict.fromkeys(needed))
-        self._on_fallback: set[str] = set()
-        self._pending: dict[str, _Job] = {}
-        self._busy: dict[str, Future[tuple[Signals, int]]] = {}
+        self._plans = {t.name: self._plan(t) for t in config.periodic_tasks}
+        for name in self._plans:
+            self.health.tasks[name] = TaskHealth()
+        self._slots = tuple((tuple(self._plans[n] for n in slot.deadlines),
+                             tuple(self._plans[n] for n in slot.releases))
+                            for slot in self.table.slots)
         self._commands: queue.SimpleQueue[Callable[[int], None]] = queue.SimpleQueue()
         self._stop_requested = False
         self._pool: ThreadPoolExecutor | None = None
         self.t_ns = 0
         if isinstance(clock, ExternalClock):
             clock.set_timeout_handler(self._on_tick_timeout)
+
+    def _plan(self, task: TaskConfig) -> _Plan:
+        """Resolve once what a release and a deadline of ``task`` need."""
+        guards: dict[str, list[Guard]] = {}
+        for g in self.config.guards:
+            guards.setdefault(g.signal, []).append(OutputGuard(g))
+        needed = [sig for _, sig in task.inputs]
+        if task.fallback:
+            needed += [sig for _, sig in self.config.task(task.fallback).inputs]
+        outputs = [sig for _, sig in task.outputs]
+        return _Plan(self._bound[task.name],
+                     self._bound[task.fallback] if task.fallback else None,
+                     tuple(dict.fromkeys(needed)),
+                     tuple(sig for sig in outputs if sig in self._timed),
+                     tuple((sig, tuple(guards[sig])) for sig in outputs if sig in guards),
+                     {sig: self._values[sig] for sig in outputs})
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -194,17 +269,18 @@ class Executive:
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="flightai-worker")
         if self.health.mode is Mode.READY:
             self.health.mode = Mode.NOMINAL
-        self.clock.start(0)
+        clock = self.clock
+        clock.start(0)
+        self.loop_started = (time.perf_counter(), time.process_time())
         t_ns = 0
         try:
             while duration_ns is None or t_ns < duration_ns:
-                if not self.clock.wait_until(t_ns) or self._stop_requested:
+                if not clock.wait_until(t_ns) or self._stop_requested:
                     break
                 self._frame(t_ns)
                 t_ns += frame_ns
                 if freeze and self.health.frames % _GC_EVERY_FRAMES == 0 and (
-                        not self.clock.real_time or
-                        self.clock.lateness_ns(t_ns) < -frame_ns // 2):
+                        not clock.real_time or clock.lateness_ns(t_ns) < -frame_ns // 2):
                     gc.collect(0)
         finally:
             self._pool.shutdown(wait=True)
@@ -246,33 +322,39 @@ class Executive:
 
     def _frame(self, t_ns: int) -> None:
         self.t_ns = t_ns
+        health = self.health
+        frame_ns = self.table.minor_frame_ns
         lateness = self.clock.lateness_ns(t_ns)
-        self.health.record_lateness(lateness)
-        if lateness >= self.table.minor_frame_ns:
-            self.health.frame_slips += 1
+        health.record_lateness(lateness)
+        if lateness >= frame_ns:
+            health.frame_slips += 1
             self._event(t_ns, Severity.WARNING, "frame_slip", "", f"{lateness} ns late")
-        while not self._commands.empty():
-            self._commands.get_nowait()(t_ns)
-        slot = self.table.slot_at(t_ns)
-        for name in slot.deadlines:
-            self._complete(name, t_ns)
+        commands = self._commands
+        while not commands.empty():
+            commands.get_nowait()(t_ns)
+        deadlines, releases = self._slots[(t_ns % self.table.hyperperiod_ns) // frame_ns]
+        for plan in deadlines:
+            self._complete(plan, t_ns)
         if self._source is not None:
             for sample in self._source.poll(t_ns):
                 self._ingest(sample, t_ns)
-        if self._max_age_ns:
+        if self._silent or t_ns > self._watch_due_ns:
             self._watch_inputs(t_ns)
-        for name in slot.releases:
-            self._release(name, t_ns)
-        self.health.frames += 1
+        for plan in releases:
+            self._release(plan, t_ns)
+        health.frames += 1
         for sink in self._sinks:
-            sink.frame_done(t_ns, self.health)
+            sink.frame_done(t_ns, health)
 
     def _ingest(self, sample: Sample, t_ns: int) -> None:
-        spec = self._inputs.get(sample.signal)
-        reason = None
+        signal = sample.signal
+        spec = self._inputs.get(signal)
         if spec is None:
-            reason = Reject.NOT_AN_INPUT if sample.signal in self._values else Reject.UNKNOWN_TOPIC
-        elif sample.value.dtype != spec.dtype:
+            self._reject(sample, t_ns, Reject.NOT_AN_INPUT if signal in self._values
+                         else Reject.UNKNOWN_TOPIC)
+            return
+        reason = None
+        if sample.value.dtype != spec.dtype:
             reason = Reject.BAD_DTYPE
         elif sample.value.shape != spec.shape:
             reason = Reject.BAD_SHAPE
@@ -280,29 +362,38 @@ class Executive:
             reason = Reject.FUTURE_TIMESTAMP
         elif spec.max_age_ns and sample.t_ns < t_ns - spec.max_age_ns:
             reason = Reject.STALE
-        elif sample.t_ns < self._input_t_ns.get(sample.signal, sample.t_ns):
+        elif sample.t_ns < self._input_t_ns.get(signal, sample.t_ns):
             reason = Reject.OUT_OF_ORDER
         if reason is not None:
-            self.health.reject(reason)
-            self._event(t_ns, Severity.WARNING, "input_rejected", "",
-                        f"{sample.signal}: {reason.value}")
+            self._reject(sample, t_ns, reason)
             return
-        self._values[sample.signal] = sample.value if sample.immutable else frozen(sample.value)
-        if sample.signal in self._timed:
-            self._values[sample.signal + TIME_TAG] = _time_tag(sample.t_ns)
-        self._input_t_ns[sample.signal] = sample.t_ns
+        self._values[signal] = sample.value if sample.immutable else frozen(sample.value)
+        if signal in self._timed:
+            self._values[signal + TIME_TAG] = _time_tag(sample.t_ns)
+        self._input_t_ns[signal] = sample.t_ns
+        if spec.max_age_ns and sample.t_ns + spec.max_age_ns < self._watch_due_ns:
+            self._watch_due_ns = sample.t_ns + spec.max_age_ns
         self.health.inputs_accepted += 1
+
+    def _reject(self, sample: Sample, t_ns: int, reason: Reject) -> None:
+        self.health.reject(reason)
+        self._event(t_ns, Severity.WARNING, "input_rejected", "",
+                    f"{sample.signal}: {reason.value}")
 
     def _watch_inputs(self, t_ns: int) -> None:
         """Flag an input silent for longer than its ``max_age_ms`` (one event per outage).
 
         Only inputs that have delivered a sample are watched: before the first one,
         a signal is not late but not started (the handover, a sensor not yet in range).
+        Runs only when an input may have gone silent (the earliest instant one can,
+        kept up to date by :meth:`_ingest`) or one is silent (to see it resume).
         """
+        due = FOREVER
         for signal, max_age_ns in self._max_age_ns.items():
             last = self._input_t_ns.get(signal)
             if last is None:
                 continue
+            due = min(due, last + max_age_ns)
             if t_ns - last > max_age_ns:
                 if signal not in self._silent:
                     self._silent.add(signal)
@@ -312,38 +403,47 @@ class Executive:
             elif signal in self._silent:
                 self._silent.discard(signal)
                 self._event(t_ns, Severity.INFO, "input_resumed", "", signal)
+        self._watch_due_ns = due
 
-    def _release(self, name: str, t_ns: int) -> None:
-        self.health.tasks[name].releases += 1
-        primary = self._bound[name]
-        fallback = primary.config.fallback
-        runner = self._bound[fallback] if fallback and name in self._on_fallback else primary
-        snapshot = {sig: self._values[sig] for sig in self._needs[name]}
-        job = _Job(runner, t_ns, snapshot, self._injected.get((name, t_ns)))
-        busy = self._busy.get(name)
+    def _release(self, plan: _Plan, t_ns: int) -> None:
+        self.health.tasks[plan.name].releases += 1
+        runner = plan.fallback if plan.on_fallback and plan.fallback else plan.primary
+        values = self._values
+        if plan.fallback is None:  # no other task may need this job's inputs: name them by port
+            inputs = {port: values[sig] for port, sig in runner.inputs}
+            snapshot = None
+        else:
+            snapshot = {sig: values[sig] for sig in plan.needs}
+            inputs = {port: snapshot[sig] for port, sig in runner.inputs}
+        job = _Job(runner, t_ns, snapshot,
+                   self._injected.get((plan.name, t_ns)) if self._injected else None)
+        busy = plan.busy
         if busy is not None and not self.clock.real_time:
             busy.exception()  # virtual time: a late job's run always ends before the next one
         if job.forced is OverrunKind.NOT_STARTED or (
                 job.forced is None and busy is not None and not busy.done()):
             job.not_started = True
         elif runner.config.placement is Placement.WORKER and self._pool is not None:
-            job.future = self._pool.submit(runner.execute, snapshot)
-            self._busy[name] = job.future
+            job.future = plan.busy = self._pool.submit(runner.run, inputs)
         else:
             try:
-                job.outputs, job.wall_exec_ns = runner.execute(snapshot)
+                job.outputs, job.wall_exec_ns = runner.run(inputs)
             except TaskFault as fault:
                 job.fault = str(fault)
-        self._pending[name] = job
+        plan.job = job
 
-    def _complete(self, name: str, t_ns: int) -> None:
-        job = self._pending.pop(name, None)
+    def _complete(self, plan: _Plan, t_ns: int) -> None:
+        job = plan.job
         if job is None:  # deadline of a release before mission time 0
             return
-        kind = self._overrun_kind(job, name)
-        if kind is not None:
-            self._overrun(name, job, t_ns, kind)
-            return
+        plan.job = None
+        name = plan.name
+        if job.not_started or job.forced is not None or job.future is not None or (
+                self.clock.real_time):
+            kind = self._overrun_kind(job, plan)
+            if kind is not None:
+                self._overrun(plan, job, t_ns, kind)
+                return
         task = self.health.tasks[name]
         if job.future is not None:
             try:
@@ -351,28 +451,27 @@ class Executive:
             except TaskFault as fault:
                 job.fault = str(fault)
         task.record_exec(job.wall_exec_ns)
-        policy = self._bound[name].config.on_guard
-        if (self._nan_jobs and job.outputs is not None and job.runner is self._bound[name]
+        primary = job.runner is plan.primary
+        if (self._nan_jobs and job.outputs is not None and primary
                 and (name, job.t_release_ns) in self._nan_jobs):
             job.outputs = _nan_like(job.outputs)
         if job.fault is not None or job.outputs is None:
             task.errors += 1
             self._event(t_ns, Severity.ERROR, "task_error", name, job.fault or "no outputs")
-            self._apply(policy, name, job, t_ns)
+            self._apply(plan.primary.config.on_guard, plan, job, t_ns)
             return
-        trip = self._guard_trip(name, job.outputs)
+        trip = self._guard_trip(plan, job.outputs)
         if trip is not None:
             task.guard_trips += 1
             self._event(t_ns, Severity.WARNING, "guard_trip", name, trip)
             if self.config.safe.on_guard_trip:
                 self._enter_safe(t_ns, f"guard trip on {name}")
-            self._apply(policy, name, job, t_ns)
+            self._apply(plan.primary.config.on_guard, plan, job, t_ns)
             return
         task.consecutive_overruns = 0
-        status = "ok" if job.runner is self._bound[name] else "fallback"
-        self._publish(name, job, t_ns, job.outputs, status)
+        self._publish(plan, job, t_ns, job.outputs, "ok" if primary else "fallback")
 
-    def _overrun_kind(self, job: _Job, name: str) -> OverrunKind | None:
+    def _overrun_kind(self, job: _Job, plan: _Plan) -> OverrunKind | None:
         """Decide whether the job overran; waits for it when the clock is not real time."""
         if job.not_started:
             return OverrunKind.NOT_STARTED
@@ -384,10 +483,11 @@ class Executive:
             return None
         if job.future is not None:
             return None if job.future.done() else OverrunKind.LATE
-        late = job.wall_exec_ns > self._bound[name].config.deadline_ns
+        late = job.wall_exec_ns > plan.primary.config.deadline_ns
         return OverrunKind.LATE if late else None
 
-    def _overrun(self, name: str, job: _Job, t_ns: int, kind: OverrunKind) -> None:
+    def _overrun(self, plan: _Plan, job: _Job, t_ns: int, kind: OverrunKind) -> None:
+        name = plan.name
         task = self.health.tasks[name]
         task.overruns += 1
         task.consecutive_overruns += 1
@@ -399,81 +499,85 @@ class Executive:
         limit = self.config.safe.after_consecutive_overruns
         if limit and task.consecutive_overruns >= limit:
             self._enter_safe(t_ns, f"{task.consecutive_overruns} consecutive overruns of {name}")
-        self._apply(self._bound[name].config.on_overrun, name, job, t_ns)
+        self._apply(plan.primary.config.on_overrun, plan, job, t_ns)
 
-    def _apply(self, policy: Policy, name: str, job: _Job, t_ns: int) -> None:
-        task = self.health.tasks[name]
+    def _apply(self, policy: Policy, plan: _Plan, job: _Job, t_ns: int) -> None:
+        task = self.health.tasks[plan.name]
 
         def run_fallback() -> Signals | None:
-            fallback = self._bound[name].config.fallback
-            if fallback is None:
+            fallback = plan.fallback
+            if fallback is None or job.snapshot is None:
                 return None
             task.fallback_runs += 1
             try:
-                outputs, _ = self._bound[fallback].execute(job.snapshot)
+                outputs, _ = fallback.execute(job.snapshot)
             except TaskFault as fault:
                 task.errors += 1
-                self._event(t_ns, Severity.ERROR, "task_error", fallback, str(fault))
+                self._event(t_ns, Severity.ERROR, "task_error", fallback.name, str(fault))
                 return None
-            trip = self._guard_trip(name, outputs)
+            trip = self._guard_trip(plan, outputs)
             if trip is not None:
                 task.guard_trips += 1
-                self._event(t_ns, Severity.ERROR, "guard_trip", fallback, trip)
+                self._event(t_ns, Severity.ERROR, "guard_trip", fallback.name, trip)
                 return None
             return outputs
 
-        resolution = POLICIES[policy].resolve(self._last[name], run_fallback)
+        resolution = POLICIES[policy].resolve(plan.last, run_fallback)
         if resolution.engage_fallback:
-            self._latch_fallback(name, t_ns)
+            self._latch_fallback(plan, t_ns)
         if resolution.outputs is None:
             task.skipped += 1
             return
         if resolution.status == "held":
             task.held += 1
-        self._publish(name, job, t_ns, dict(resolution.outputs), resolution.status)
+        self._publish(plan, job, t_ns, dict(resolution.outputs), resolution.status)
 
-    def _guard_trip(self, name: str, outputs: Signals) -> str | None:
+    def _guard_trip(self, plan: _Plan, outputs: Signals) -> str | None:
         """The first guard reason against ``outputs``, or None.
 
         ``max_step`` compares with the task's previous computed outputs, not the
         last published ones: after a trip the held value would otherwise refuse
         every later output and lock the task out.
         """
-        previous = self._previous.get(name, {})
-        self._previous[name] = outputs
-        for sig, value in outputs.items():
-            for guard in self._guards.get(sig, ()):
+        previous = plan.previous
+        plan.previous = outputs
+        for sig, guards in plan.guards:
+            value = outputs[sig]
+            for guard in guards:
                 reason = guard.check(value, previous.get(sig))
                 if reason is not None:
                     return f"{sig}: {reason}"
         return None
 
-    def _publish(self, name: str, job: _Job, t_ns: int, outputs: Signals, status: str) -> None:
-        ordered = tuple((sig, outputs[sig]) for _, sig in self._bound[name].config.outputs)
+    def _publish(self, plan: _Plan, job: _Job, t_ns: int, outputs: Signals, status: str) -> None:
+        values = self._values
+        ordered = tuple([(sig, outputs[sig]) for sig in plan.outputs])
         for sig, value in ordered:
-            self._values[sig] = value
-            if sig in self._timed:
-                self._values[sig + TIME_TAG] = _time_tag(t_ns)
-        self._last[name] = dict(ordered)
-        self.health.tasks[name].published += 1
-        publication = Publication(t_ns, name, job.t_release_ns, ordered, status)
+            values[sig] = value
+        if plan.time_tags:
+            tag = _time_tag(t_ns)
+            for sig in plan.time_tags:
+                values[sig + TIME_TAG] = tag
+        plan.last = outputs
+        self.health.tasks[plan.name].published += 1
+        publication = Publication(t_ns, plan.name, job.t_release_ns, ordered, status)
         for sink in self._sinks:
             sink.publish(publication)
 
     # -- modes and events ---------------------------------------------------------------------
 
-    def _latch_fallback(self, name: str, t_ns: int) -> None:
-        if name in self._on_fallback:
+    def _latch_fallback(self, plan: _Plan, t_ns: int) -> None:
+        if plan.on_fallback:
             return
-        self._on_fallback.add(name)
-        self.health.tasks[name].on_fallback = True
-        self._event(t_ns, Severity.WARNING, "fallback_engaged", name,
-                    str(self._bound[name].config.fallback))
+        plan.on_fallback = True
+        self.health.tasks[plan.name].on_fallback = True
+        self._event(t_ns, Severity.WARNING, "fallback_engaged", plan.name,
+                    str(plan.primary.config.fallback))
         if self.config.safe.on_fallback:
-            self._enter_safe(t_ns, f"fallback engaged on {name}")
+            self._enter_safe(t_ns, f"fallback engaged on {plan.name}")
 
     def _restore_primary(self, name: str, t_ns: int) -> None:
-        self._on_fallback.discard(name)
+        self._plans[name].on_fallback = False
         self.health.tasks[name].on_fallback = False
         self._event(t_ns, Severity.INFO, "primary_restored", name)
 
@@ -482,9 +586,9 @@ class Executive:
             return
         self.health.mode = Mode.SAFE
         self._event(t_ns, Severity.ERROR, "safe_entered", "", reason)
-        for task in self.config.periodic_tasks:
-            if task.fallback is not None:
-                self._latch_fallback(task.name, t_ns)
+        for plan in self._plans.values():
+            if plan.fallback is not None:
+                self._latch_fallback(plan, t_ns)
 
     def _leave_safe(self, t_ns: int) -> None:
         if self.health.mode is Mode.SAFE:

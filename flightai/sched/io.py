@@ -11,7 +11,7 @@ import hashlib
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -34,8 +34,7 @@ class Sample:
     immutable: bool = False
 
 
-@dataclass(frozen=True)
-class Publication:
+class Publication(NamedTuple):
     """A task's outputs made visible at a deadline.
 
     Attributes:
@@ -45,6 +44,9 @@ class Publication:
         t_release_ns: the release the inputs were snapshotted at.
         outputs: (signal, value) in the config's output order.
         status: ``ok``, ``held`` (last outputs repeated) or ``fallback``.
+
+    A named tuple rather than a frozen dataclass: one is made per task per
+    deadline, and a tuple is built at a fifth of the cost.
     """
 
     t_ns: int
@@ -88,15 +90,22 @@ class DigestSink:
     def __init__(self) -> None:
         self._hash = hashlib.sha256()
         self.count = 0
+        self._labels: dict[tuple[str, str, tuple[int, ...]], bytes] = {}
 
     def publish(self, publication: Publication) -> None:
-        """Fold one publication into the digest."""
-        h = self._hash
-        h.update(struct.pack("<qq", publication.t_ns, publication.t_release_ns))
-        h.update(f"{publication.task}|{publication.status}".encode())
+        """Fold one publication into the digest (one update of the joined parts)."""
+        parts: list[Any] = [  # bytes and C-contiguous arrays: buffers to join
+            struct.pack("<qq", publication.t_ns, publication.t_release_ns),
+            f"{publication.task}|{publication.status}".encode()]
+        labels = self._labels
         for signal, value in publication.outputs:
-            h.update(f"|{signal}|{value.dtype.str}|{value.shape}".encode())
-            h.update(np.ascontiguousarray(value).tobytes())
+            key = (signal, value.dtype.str, value.shape)
+            label = labels.get(key)
+            if label is None:
+                label = labels[key] = f"|{signal}|{key[1]}|{value.shape}".encode()
+            parts.append(label)
+            parts.append(value if value.flags.c_contiguous else np.ascontiguousarray(value))
+        self._hash.update(b"".join(parts))
         self.count += 1
 
     def event(self, event: Event) -> None:

@@ -377,14 +377,19 @@ def _in_process(config: MissionConfig, inputs: RecordedInputs, control: FrameCon
         clock = FastClock()
     else:
         clock = _ControlledClock(control)
-    memory, digest = MemorySink(), DigestSink()
+    memory = MemorySink()
     inputs.rewind()
-    executive = build_executive(config, clock=clock, source=inputs, sinks=[memory, digest],
+    executive = build_executive(config, clock=clock, source=inputs, sinks=[memory],
                                 workers=workers, injected_overruns=injections.overruns,
                                 injected_nan=injections.nan_outputs)
-    start, cpu_start = time.perf_counter(), time.process_time()
     executive.run(control.end_ns)
-    wall_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
+    # The digest of the kept publications, after the loop: the same bytes hashed in one
+    # pass instead of a little at every deadline (a third of the cost), and timed with it.
+    digest = DigestSink()
+    for publication in memory.publications:
+        digest.publish(publication)
+    wall_s, cpu_s = (time.perf_counter() - executive.loop_started[0],
+                     time.process_time() - executive.loop_started[1])
     frames = executive.health.frames
     end_ns = control.end_ns if not control.quit else frames * config.runtime.minor_frame_ns
     return ReplayResult(tuple(memory.publications), digest.hexdigest(), frames,

@@ -64,3 +64,18 @@ def test_no_timeout_without_max_age_or_before_the_first_sample(make_mission) -> 
     data["signals"][0]["max_age_ms"] = 20
     executive, _ = _run(make_mission(data), _samples(range(0, 100)))
     assert executive.health.input_timeouts == 0
+
+
+def test_a_short_max_age_input_starting_late_is_still_watched(make_mission) -> None:
+    """The watch runs only when an input may have gone silent: a signal whose first sample
+    comes after another's, with a shorter max age, must move that instant earlier."""
+    data = base_mission()
+    data["signals"][0]["max_age_ms"] = 1000
+    data["signals"].insert(1, {"name": "w", "dtype": "float32", "shape": [1], "input": True,
+                               "max_age_ms": 20})
+    samples = [Sample("x", t * NS_PER_MS, np.array([t], np.float32)) for t in range(0, 200, 10)]
+    samples += [Sample("w", t * NS_PER_MS, np.array([t], np.float32)) for t in (50, 60)]
+    _, sink = _run(make_mission(data), ListSource(samples))
+    events = [(e.kind, e.t_ns // NS_PER_MS, e.detail) for e in sink.events
+              if e.kind.startswith("input_")]
+    assert events == [("input_timeout", 90, "w: no sample since 60000000 ns")]

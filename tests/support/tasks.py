@@ -26,6 +26,16 @@ def wrong_shape(inputs: Arrays) -> dict[str, npt.NDArray[np.float32]]:
     return {"y": np.zeros(7, np.float32)}
 
 
+def not_a_mapping(inputs: Arrays) -> list[npt.NDArray[np.float32]]:
+    """Returns its outputs as a list instead of a mapping of port names."""
+    return [np.zeros(1, np.float32)]
+
+
+def missing_port(inputs: Arrays) -> dict[str, npt.NDArray[np.float32]]:
+    """Returns a port the task does not declare, and not the one it does."""
+    return {"z": np.zeros(1, np.float32)}
+
+
 class Counter:
     """Stateful: outputs how many times it ran plus its input, so skipped jobs show."""
 

@@ -101,6 +101,19 @@ def test_range_guard_and_task_exception_and_bad_output_are_faults(make_mission) 
                                                if e.kind == "task_error")
 
 
+@pytest.mark.parametrize(("function", "detail"), [
+    ("not_a_mapping", "outputs are a list, not a mapping of port names to arrays"),
+    ("missing_port", "output port 'y' missing")])
+def test_outputs_that_are_not_the_declared_ports_are_a_task_error(make_mission, function,
+                                                                  detail) -> None:
+    data = base_mission()
+    data["tasks"][0]["function"] = target(function)
+    executive, sink = _run(make_mission(data), 60)
+    assert executive.health.tasks["t"].errors == 2
+    assert {e.detail for e in sink.events if e.kind == "task_error"} == {detail}
+    assert all(p.status == "held" for p in sink.publications)
+
+
 def test_consecutive_overruns_enter_safe_and_latch_fallbacks(make_mission) -> None:
     data = _faulty_mission("hold")
     data["tasks"][0]["fallback"] = "classic"

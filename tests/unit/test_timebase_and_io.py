@@ -50,3 +50,24 @@ def test_digest_covers_time_task_status_dtype_and_bytes() -> None:
                 digest(t_release_ns=1), digest(outputs=(("y", value.astype(np.float64)),)),
                 digest(outputs=(("y", np.array([1.0000001], np.float32)),))]
     assert base not in variants and len(set(variants)) == len(variants)
+
+
+def test_digest_is_sha256_of_the_documented_layout_for_any_memory_layout() -> None:
+    """Pins the digest's bytes (recorded digests and the README's must not change)."""
+    import hashlib
+    import struct
+
+    grid = np.arange(6, dtype=np.float64).reshape(2, 3)
+    outputs = (("a", np.array([1.5], np.float32)), ("b", grid.T), ("c", np.array([True])))
+    sink = DigestSink()
+    for publication in (Publication(30, "t", 10, outputs, "ok"),
+                        Publication(40, "u", 20, outputs[:1], "held")):
+        sink.publish(publication)
+    expected = hashlib.sha256()
+    for t_ns, t_release_ns, task, status, outs in ((30, 10, "t", "ok", outputs),
+                                                  (40, 20, "u", "held", outputs[:1])):
+        expected.update(struct.pack("<qq", t_ns, t_release_ns) + f"{task}|{status}".encode())
+        for signal, value in outs:
+            expected.update(f"|{signal}|{value.dtype.str}|{value.shape}".encode())
+            expected.update(np.ascontiguousarray(value).tobytes())
+    assert sink.hexdigest() == expected.hexdigest() and sink.count == 2
