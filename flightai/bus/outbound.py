@@ -63,7 +63,8 @@ class _OutputLayout:
         if len(outputs) != len(self.arrays):
             return False
         for (name, value), (lname, dtype, shape) in zip(outputs, self.arrays, strict=True):
-            if (name != lname or type(value) is not np.ndarray or value.dtype is not dtype
+            if (name != lname or type(value) is not np.ndarray
+                    or (value.dtype is not dtype and value.dtype != dtype)
                     or value.shape != shape or not value.flags.c_contiguous):
                 return False
         return True

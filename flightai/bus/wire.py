@@ -34,9 +34,21 @@ MAX_TOPIC_BYTES = 128
 UINT64_MAX = 2**64 - 1
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
+def _little_endian(name: str) -> np.dtype[Any]:
+    """The little-endian dtype ``name``: numpy's own instance when that is the native one.
+
+    ``newbyteorder("<")`` makes a new, equal instance even on a little-endian host;
+    received arrays then carry it, and checks by identity (the output fast path)
+    would miss. Numpy's canonical instance keeps ``is`` true.
+    """
+    native: np.dtype[Any] = np.dtype(name)
+    wire = native.newbyteorder("<")
+    return native if wire == native else wire
+
+
 #: dtype name on the wire -> numpy dtype (always little-endian).
 WIRE_DTYPES: dict[str, np.dtype[Any]] = {
-    name: np.dtype(name).newbyteorder("<") for name in (
+    name: _little_endian(name) for name in (
         "float16", "float32", "float64", "int8", "int16", "int32", "int64",
         "uint8", "uint16", "uint32", "uint64", "bool")
 }

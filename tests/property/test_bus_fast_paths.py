@@ -38,6 +38,7 @@ from flightai.bus.wire import (
     UINT64_MAX,
     WIRE_DTYPES,
     Message,
+    decode,
     encode,
     header_prefix,
 )
@@ -139,6 +140,34 @@ def test_sink_publishes_what_encode_builds(
         sink.frame_done(t_ns * 7 + 1, Health())  # never a health instant
         expected.append(_frames(encode("frame", k, t_ns * 7 + 1)))
     assert recorder.sent == expected
+
+
+def test_outputs_of_received_values_take_the_prepacked_path(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A task's output copied from a received array (the wire's dtype instance) and one of
+    an equal dtype instance made otherwise both go out on the pre-packed layout: ``encode``
+    runs once, to check the layout, whatever the first value was."""
+    import flightai.bus.outbound as outbound
+
+    calls = Counter[str]()
+    real_encode = outbound.encode
+
+    def counting_encode(topic: str, *args: Any, **kwargs: Any) -> list[Any]:
+        calls[topic] += 1
+        return real_encode(topic, *args, **kwargs)
+
+    monkeypatch.setattr(outbound, "encode", counting_encode)
+    received = decode(_frames(encode("imu", 0, 0, [("value", np.ones(3, np.float32))])), 1 << 20)
+    values = [np.zeros(3, np.float32), received.arrays[0][1].copy(),
+              np.zeros(3, np.dtype("float32").newbyteorder("<"))]
+    recorder = Recorder()
+    sink = BusSink(recorder, 10**15, dict)  # type: ignore[arg-type]
+    for k, value in enumerate(values * 2):
+        sink.publish(Publication(k, "nav", k, (("y", value),), "ok"))
+    assert calls == {"out.nav": 1}
+    assert recorder.sent == [_frames(real_encode("out.nav", k, k, [("y", value)],
+                                                 {"task": "nav", "t_release_ns": k,
+                                                  "status": "ok"}))
+                             for k, value in enumerate(values * 2)]
 
 
 # -- InboundChecks: the layout path decides as decode() does -----------------------------------
