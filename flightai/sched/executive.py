@@ -21,6 +21,7 @@ import enum
 import gc
 import queue
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -164,6 +165,22 @@ def _nan_like(outputs: Signals) -> Signals:
 def _time_tag(t_ns: int) -> npt.NDArray[np.generic]:
     """The read-only int64 [1] value of a ``signal@t_ns`` port (a view of immutable bytes)."""
     return np.frombuffer(t_ns.to_bytes(8, sys.byteorder, signed=True), np.int64)
+
+
+def _run_started(runner: BoundTask, inputs: Signals,
+                 started: threading.Event) -> tuple[Signals, int]:
+    """A worker job that says when it has started, for a clock that never idles.
+
+    On the ``fast`` clock the frame thread runs Python without pause, so a worker
+    thread would get the interpreter lock only when Python's switch interval
+    (5 ms) forces it or when the frame thread waits at the job's deadline: the
+    job would run after the frames it should overlap. Waiting for the start hands
+    the lock over at once; the job's own lock-free part (an onnxruntime run)
+    then overlaps the next frames. About 0.1 ms per worker job; outputs are the
+    same either way.
+    """
+    started.set()
+    return runner.run(inputs)
 
 
 class Executive:
@@ -424,7 +441,13 @@ class Executive:
                 job.forced is None and busy is not None and not busy.done()):
             job.not_started = True
         elif runner.config.placement is Placement.WORKER and self._pool is not None:
-            job.future = plan.busy = self._pool.submit(runner.run, inputs)
+            if self.clock.real_time:
+                job.future = plan.busy = self._pool.submit(runner.run, inputs)
+            else:  # see _run_started
+                started = threading.Event()
+                job.future = plan.busy = self._pool.submit(_run_started, runner, inputs,
+                                                           started)
+                started.wait()
         else:
             try:
                 job.outputs, job.wall_exec_ns = runner.run(inputs)
