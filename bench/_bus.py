@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import resource
 import threading
 import traceback
@@ -14,6 +16,30 @@ import _common as common
 from flightai.bus.server import BusServer
 from flightai.config.loader import parse_mission
 from flightai.runtime import LoadedTasks, build_executive, make_clock
+from flightai.service import keep_heap
+
+_KEPT_HEAP_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
+
+
+def parse_args(description: str) -> argparse.Namespace:
+    """``--quick`` and ``--default-heap``."""
+    parser = common.make_parser(description)
+    parser.add_argument("--default-heap", action="store_true",
+                        help="leave glibc's malloc as it is (default: keep the heap, as "
+                             "runtime.process.keep_heap does, in every process of the run)")
+    return parser.parse_args()
+
+
+def set_heap(default_heap: bool) -> str:
+    """Keep the heap in this process and every process it spawns, unless ``default_heap``.
+
+    Raw baselines and flightai alike: the same malloc in every process of a run.
+    """
+    if default_heap:
+        return "glibc default"
+    keep_heap()
+    os.environ.update(_KEPT_HEAP_ENV)  # glibc reads these when a spawned child starts
+    return "kept in every process (runtime.process.keep_heap: M_MMAP_MAX 0, no trimming)"
 
 
 def maxrss_mib() -> float:

@@ -30,8 +30,9 @@ fresh processes; each figure is the median over repeats, with its spread.
 Goal: the full sensor -> output path adds under 150 us at p99 to the raw
 round trip.
 
-    python bench/bus_latency.py [--quick]   # 3 repeats x 5000 round trips per loop
-                                            # --quick: 1 repeat x 500
+    python bench/bus_latency.py [--quick] [--default-heap]
+    # 3 repeats x 5000 round trips per loop; --quick: 1 repeat x 500. Every process keeps
+    # its heap (runtime.process.keep_heap) unless --default-heap.
 """
 
 from __future__ import annotations
@@ -368,7 +369,8 @@ def _median_spread(values: list[float]) -> dict[str, Any]:
 
 
 def main() -> None:
-    args = common.parse_args(__doc__.splitlines()[0])
+    args = _bus.parse_args(__doc__.splitlines()[0])
+    heap = _bus.set_heap(args.default_heap)
     n = 500 if args.quick else 5000
     blocks = 5 if args.quick else 10
     repeats = 1 if args.quick else 3
@@ -421,8 +423,9 @@ def main() -> None:
 
     message_bytes = sum(memoryview(f).nbytes  # an array frame counts its bytes, not len()
                         for f in encode("x", 0, 0, [("value", np.zeros(3, np.float32))]))
+    print(f"heap: {heap}")
     path = common.write_json("bus_latency", {
-        "quick": args.quick,
+        "quick": args.quick, "heap": heap,
         "platform": {**common.platform_block(), "pyzmq": zmq.__version__,
                      "libzmq": zmq.zmq_version(),
                      "msgpack": ".".join(str(v) for v in msgpack.version)},

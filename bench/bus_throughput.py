@@ -43,7 +43,9 @@ median over repetitions, with the spread of the per-repetition ratios (loops of
 one repetition ran side by side). Goals: flightai >= 70 % of raw for small
 messages, >= 80 % for 1 MiB arrays.
 
-    python bench/bus_throughput.py [--quick]     # 5 repetitions; --quick: 1, a tenth the work
+    python bench/bus_throughput.py [--quick] [--default-heap]
+    # 5 repetitions; --quick: 1, a tenth the work. Every process of the run (sender, raw
+    # receivers, runtimes) keeps its heap (runtime.process.keep_heap) unless --default-heap.
 """
 
 from __future__ import annotations
@@ -531,7 +533,8 @@ def summarise(size: str, n: int, runs: Mapping[str, list[dict[str, Any]]]) -> di
 
 
 def main() -> None:
-    args = common.parse_args(__doc__.splitlines()[0])
+    args = _bus.parse_args(__doc__.splitlines()[0])
+    heap = _bus.set_heap(args.default_heap)
     sizes = {"small": 10_000, "big": 200} if args.quick else {"small": 100_000, "big": 2_000}
     reps = 1 if args.quick else 5
     print(f"{reps} repetition(s): small {sizes['small']} samples, 1 MiB {sizes['big']} samples "
@@ -586,8 +589,9 @@ def main() -> None:
     print(f"raw receivers: { {k: children[k] for k in ('raw', 'raw_curve')} }")
     print(f"system during the run: {system}")
 
+    print(f"heap: {heap}")
     path = common.write_json("bus_throughput", {
-        "quick": args.quick,
+        "quick": args.quick, "heap": heap,
         "platform": {**common.platform_block(), "pyzmq": zmq.__version__,
                      "libzmq": zmq.zmq_version(),
                      "msgpack": ".".join(str(v) for v in msgpack.version)},

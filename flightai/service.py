@@ -31,6 +31,8 @@ from flightai.sched.io import Publication
 
 _STATUS_EVERY_NS = 1_000_000_000
 _MCL_CURRENT, _MCL_FUTURE = 1, 2  # Linux x86-64 and arm64 values
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc mallopt options (malloc.h)
+_INT_MAX = 2**31 - 1
 
 
 class Notifier:
@@ -144,7 +146,7 @@ class WatchdogSink:
 
 
 def apply_process(config: ProcessConfig) -> list[str]:
-    """Apply CPU affinity, real-time priority and memory locking to this process.
+    """Apply CPU affinity, real-time priority, memory locking and heap keeping to this process.
 
     Call it before any thread starts: threads started later inherit affinity
     and scheduling policy.
@@ -171,7 +173,31 @@ def apply_process(config: ProcessConfig) -> list[str]:
     if config.lock_memory:
         _try(config, lines, "lock_memory", "mlockall(MCL_CURRENT | MCL_FUTURE)", _mlockall,
              "needs root, CAP_IPC_LOCK or a large RLIMIT_MEMLOCK (systemd: LimitMEMLOCK=infinity)")
+    if config.keep_heap:
+        _try(config, lines, "keep_heap", "mallopt(M_MMAP_MAX 0, M_TRIM_THRESHOLD max)",
+             keep_heap, "glibc's malloc only")
     return lines
+
+
+def keep_heap() -> None:
+    """Make glibc's malloc keep what it has: no ``mmap`` per large block, no trimming.
+
+    By default a block of 128 KiB or more (a received camera frame, a large
+    output) gets its own ``mmap`` and is unmapped when freed, and a heap's free
+    top goes back to the OS: every such block is page-faulted in again, about
+    a microsecond a page. Kept, freed memory is reused warm; the price is that
+    the process never shrinks. Applies to allocations made from now on.
+
+    Raises:
+        OSError: not glibc, or glibc refused a setting.
+    """
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None or not hasattr(libc, "gnu_get_libc_version"):
+        raise OSError(errno.ENOSYS, "this C library is not glibc")
+    for option, value in ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _INT_MAX)):
+        if mallopt(option, value) != 1:
+            raise OSError(errno.EINVAL, f"mallopt({option}, {value}) failed")
 
 
 def _mlockall() -> None:

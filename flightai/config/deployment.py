@@ -18,7 +18,7 @@ PATH_OPTIONS = ("trt_engine_cache_path", "trt_timing_cache_path")
 
 
 def read_process(t: Table) -> ProcessConfig:
-    """``[runtime.process]``: CPU affinity, real-time priority, memory locking."""
+    """``[runtime.process]``: CPU affinity, real-time priority, memory locking, heap."""
     cpus = t.raw("cpu_affinity", [])
     if not isinstance(cpus, list) or not all(
             isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in cpus):
@@ -30,6 +30,7 @@ def read_process(t: Table) -> ProcessConfig:
         cpu_affinity=tuple(cpus),
         realtime_priority=t.integer("realtime_priority", 0, minimum=0, maximum=99),
         lock_memory=t.boolean("lock_memory", False),
+        keep_heap=t.boolean("keep_heap", False),
         if_denied=t.choice("if_denied", IfDenied, IfDenied.REFUSE),
     )
     t.finish()

@@ -101,6 +101,7 @@ class ProcessConfig:
     cpu_affinity: tuple[int, ...] = ()
     realtime_priority: int = 0
     lock_memory: bool = False
+    keep_heap: bool = False
     if_denied: IfDenied = IfDenied.REFUSE
 
 

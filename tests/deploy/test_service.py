@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -277,6 +278,40 @@ def test_realtime_priority_and_memory_lock_without_privileges() -> None:
         "LimitMEMLOCK" in lines[1]
     assert lines[2].startswith("REFUSED runtime.process.realtime_priority: SCHED_FIFO 10 refused")
     assert 'if_denied = "warn"' in lines[2]
+
+
+HEAP = """
+import os, sys
+from flightai.config.schema import ProcessConfig
+from flightai.service import apply_process
+if sys.argv[1] == "keep":
+    print(apply_process(ProcessConfig(keep_heap=True))[0], file=sys.stderr)
+page = os.sysconf("SC_PAGE_SIZE")
+rss = lambda: int(open("/proc/self/statm").read().split()[1]) * page
+before = rss()
+block = b"\\x01" * (64 << 20)  # written, so every page is resident
+held = rss()
+del block
+print(held - before, held - rss())
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm") or
+                    not hasattr(ctypes.CDLL(None), "gnu_get_libc_version"), reason="glibc on Linux")
+def test_keep_heap_keeps_a_freed_large_block_resident() -> None:
+    def grown_and_returned(mode: str) -> tuple[int, int]:
+        done = subprocess.run([sys.executable, "-c", HEAP, mode], capture_output=True,
+                              text=True, timeout=120, check=True)
+        if mode == "keep":
+            assert done.stderr.startswith("runtime.process.keep_heap: mallopt") and \
+                "applied" in done.stderr
+        grown, returned = map(int, done.stdout.split())
+        return grown, returned
+
+    grown, returned = grown_and_returned("default")
+    assert grown >= 60 << 20 and returned >= 60 << 20  # its own mmap, unmapped when freed
+    grown, returned = grown_and_returned("keep")
+    assert grown >= 60 << 20 and returned < 4 << 20  # from the heap, and kept there
 
 
 def test_a_full_notify_queue_drops_messages_instead_of_blocking_the_frame_loop() -> None:
