@@ -232,6 +232,7 @@ class Executive:
                             if s.input and s.max_age_ns}
         self._watch_due_ns = FOREVER
         self._silent: set[str] = set()
+        self._resumed = False  # a silent input got a sample since the last watch
         self._plans = {t.name: self._plan(t) for t in config.periodic_tasks}
         for name in self._plans:
             self.health.tasks[name] = TaskHealth()
@@ -355,7 +356,7 @@ class Executive:
         if self._source is not None:
             for sample in self._source.poll(t_ns):
                 self._ingest(sample, t_ns)
-        if self._silent or t_ns > self._watch_due_ns:
+        if self._resumed or t_ns > self._watch_due_ns:
             self._watch_inputs(t_ns)
         for plan in releases:
             self._release(plan, t_ns)
@@ -388,8 +389,11 @@ class Executive:
         if signal in self._timed:
             self._values[signal + TIME_TAG] = _time_tag(sample.t_ns)
         self._input_t_ns[signal] = sample.t_ns
-        if spec.max_age_ns and sample.t_ns + spec.max_age_ns < self._watch_due_ns:
-            self._watch_due_ns = sample.t_ns + spec.max_age_ns
+        if spec.max_age_ns:
+            if sample.t_ns + spec.max_age_ns < self._watch_due_ns:
+                self._watch_due_ns = sample.t_ns + spec.max_age_ns
+            if signal in self._silent:
+                self._resumed = True
         self.health.inputs_accepted += 1
 
     def _reject(self, sample: Sample, t_ns: int, reason: Reject) -> None:
@@ -402,25 +406,29 @@ class Executive:
 
         Only inputs that have delivered a sample are watched: before the first one,
         a signal is not late but not started (the handover, a sensor not yet in range).
-        Runs only when an input may have gone silent (the earliest instant one can,
-        kept up to date by :meth:`_ingest`) or one is silent (to see it resume).
+        Runs only when an input may have gone silent (after the earliest instant one
+        can, kept up to date by :meth:`_ingest`) or a silent one got a sample: with
+        no sample, a silent input cannot resume and a timed-out one cannot time out
+        again, so the frames in between have nothing to find.
         """
         due = FOREVER
         for signal, max_age_ns in self._max_age_ns.items():
             last = self._input_t_ns.get(signal)
             if last is None:
                 continue
-            due = min(due, last + max_age_ns)
             if t_ns - last > max_age_ns:
                 if signal not in self._silent:
                     self._silent.add(signal)
                     self.health.input_timeouts += 1
                     self._event(t_ns, Severity.WARNING, "input_timeout", "",
                                 f"{signal}: no sample since {last} ns")
-            elif signal in self._silent:
+                continue
+            due = min(due, last + max_age_ns)
+            if signal in self._silent:
                 self._silent.discard(signal)
                 self._event(t_ns, Severity.INFO, "input_resumed", "", signal)
         self._watch_due_ns = due
+        self._resumed = False
 
     def _release(self, plan: _Plan, t_ns: int) -> None:
         self.health.tasks[plan.name].releases += 1
@@ -483,7 +491,7 @@ class Executive:
             self._event(t_ns, Severity.ERROR, "task_error", name, job.fault or "no outputs")
             self._apply(plan.primary.config.on_guard, plan, job, t_ns)
             return
-        trip = self._guard_trip(plan, job.outputs)
+        trip = self._guard_trip(plan, job.outputs) if plan.guards else None
         if trip is not None:
             task.guard_trips += 1
             self._event(t_ns, Severity.WARNING, "guard_trip", name, trip)
@@ -492,7 +500,7 @@ class Executive:
             self._apply(plan.primary.config.on_guard, plan, job, t_ns)
             return
         task.consecutive_overruns = 0
-        self._publish(plan, job, t_ns, job.outputs, "ok" if primary else "fallback")
+        self._publish(plan, job, t_ns, job.outputs, "ok" if primary else "fallback", task)
 
     def _overrun_kind(self, job: _Job, plan: _Plan) -> OverrunKind | None:
         """Decide whether the job overran; waits for it when the clock is not real time."""
@@ -553,7 +561,7 @@ class Executive:
             return
         if resolution.status == "held":
             task.held += 1
-        self._publish(plan, job, t_ns, dict(resolution.outputs), resolution.status)
+        self._publish(plan, job, t_ns, dict(resolution.outputs), resolution.status, task)
 
     def _guard_trip(self, plan: _Plan, outputs: Signals) -> str | None:
         """The first guard reason against ``outputs``, or None.
@@ -572,7 +580,8 @@ class Executive:
                     return f"{sig}: {reason}"
         return None
 
-    def _publish(self, plan: _Plan, job: _Job, t_ns: int, outputs: Signals, status: str) -> None:
+    def _publish(self, plan: _Plan, job: _Job, t_ns: int, outputs: Signals, status: str,
+                 task: TaskHealth) -> None:
         values = self._values
         ordered = tuple([(sig, outputs[sig]) for sig in plan.outputs])
         for sig, value in ordered:
@@ -582,7 +591,7 @@ class Executive:
             for sig in plan.time_tags:
                 values[sig + TIME_TAG] = tag
         plan.last = outputs
-        self.health.tasks[plan.name].published += 1
+        task.published += 1
         publication = Publication(t_ns, plan.name, job.t_release_ns, ordered, status)
         for sink in self._sinks:
             sink.publish(publication)

@@ -47,9 +47,9 @@ class OutputGuard:
             if not all(map(math.isfinite, flat)):
                 return "non-finite value"
             if c.min is not None and flat and (lowest := min(flat)) < c.min:
-                return f"below min {c.min:g} (lowest {lowest:g})"
+                return f"below min {c.min:g} (lowest {lowest + 0.0:g})"  # -0 reads 0
             if c.max is not None and flat and (highest := max(flat)) > c.max:
-                return f"above max {c.max:g} (highest {highest:g})"
+                return f"above max {c.max:g} (highest {highest + 0.0:g})"
             return None if c.max_step is None else self._step(value, previous)
         if c.finite and value.dtype.kind == "f" and not np.isfinite(value).all():
             return "non-finite value"
@@ -57,9 +57,9 @@ class OutputGuard:
             return None
         numeric = value.astype(np.float64)
         if c.min is not None and (numeric < c.min).any():
-            return f"below min {c.min:g} (lowest {float(np.min(numeric)):g})"
+            return f"below min {c.min:g} (lowest {float(np.min(numeric)) + 0.0:g})"
         if c.max is not None and (numeric > c.max).any():
-            return f"above max {c.max:g} (highest {float(np.max(numeric)):g})"
+            return f"above max {c.max:g} (highest {float(np.max(numeric)) + 0.0:g})"
         return self._step(value, previous)
 
     def _step(self, value: npt.NDArray[np.generic],

@@ -17,14 +17,15 @@ from flightai.sched.health import Ring
 
 def _reference_check(config: GuardConfig, value: np.ndarray, previous: np.ndarray | None
                      ) -> str | None:
-    """The guard's contract written with numpy alone (as before the small-array path)."""
+    """The guard's contract written with numpy alone (as before the small-array path; a
+    zero's sign is not reported: which of 0 and -0 is "the lowest" is arbitrary)."""
     if config.finite and value.dtype.kind == "f" and not np.isfinite(value).all():
         return "non-finite value"
     numeric = value.astype(np.float64)
     if config.min is not None and (numeric < config.min).any():
-        return f"below min {config.min:g} (lowest {float(np.min(numeric)):g})"
+        return f"below min {config.min:g} (lowest {float(np.min(numeric)) + 0.0:g})"
     if config.max is not None and (numeric > config.max).any():
-        return f"above max {config.max:g} (highest {float(np.max(numeric)):g})"
+        return f"above max {config.max:g} (highest {float(np.max(numeric)) + 0.0:g})"
     if config.max_step is not None and previous is not None:
         step = float(np.max(np.abs(numeric - previous.astype(np.float64))))
         if step > config.max_step:
