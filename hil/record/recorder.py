@@ -69,6 +69,9 @@ VIEW_BACKLOG = 1000
 VIEW_BACKLOG_BYTES = 8 << 20
 _BATCH = 64  # messages the writer takes from one source before it looks at the others
 _POLLIN = int(zmq.POLLIN)
+#: a msgpack unsigned integer's marker byte -> the reader of its value after the marker
+_UINT_READERS: dict[int, Callable[[bytes, int], tuple[int]]] = {
+    marker: fmt.unpack_from for marker, (fmt, _) in UINT_FORMATS.items()}
 
 
 def pack_frames(frames: Sequence[Any]) -> bytes:
@@ -154,7 +157,8 @@ class Recorder:
                                      compression=_COMPRESSION[self.options.compression],
                                      profile=PROFILE, chunk_size=None))  # we close chunks
         self._views = ViewMaker(self._foxglove) if self.options.views else None
-        self._channels: dict[tuple[bytes, str], _Channel] = {}
+        # per direction, per topic frame: the SUB sockets' lookup is one dict get
+        self._channels: dict[str, dict[bytes, _Channel]] = {FROM_RUNTIME: {}, TO_RUNTIME: {}}
         # producers append, the writer pops: deque's append/popleft are atomic, no lock
         self._queue: deque[Any] = deque()
         # an idle writer waits in a poll of its SUB sockets and this socket pair's end;
@@ -258,28 +262,72 @@ class Recorder:
         self._call(lambda _writer: self._polled.append((socket, _POLLIN)))
 
     def _drain(self, socket: zmq.Socket[bytes], limit: int = _BATCH) -> int:
-        """Write up to ``limit`` messages waiting on ``socket``; returns how many it read."""
+        """Write up to ``limit`` messages waiting on ``socket``; returns how many it read.
+
+        :meth:`_write` specialised for a socket's frames (bytes, or buffers from
+        :data:`~flightai.bus.sockets.COPY_THRESHOLD` bytes on), its per-message work
+        inlined. Each message's log time is read once it is received (one clock read a
+        batch saved no measurable time, and would give a drain's messages one log time:
+        a view is matched to its wire message by log time).
+        """
         # Frames, not recv_multipart: Frame.more is cheaper than getsockopt(RCVMORE); a
         # long frame is packed from its buffer, not copied out of it first
-        recv, write, clock = socket.recv, self._write, time.time_ns
+        recv, pack, readers, clock = socket.recv, self._pack, _UINT_READERS, time.time_ns
+        channels = self._channels[FROM_RUNTIME]
         streak = self._streaks.get(socket, 0)
-        count = 0
+        size, chunk_bytes, skips = self._size, self._chunk_bytes, 0  # size 0: no open chunk
+        count = limit
         try:
-            while count < limit:
+            for read in range(limit):
                 try:
                     frame = recv(NOBLOCK, False)
                 except zmq.Again:
-                    streak = 0
+                    count, streak = read, 0
                     break
-                frames: list[Any] = [frame.bytes]
+                topic_frame = frame.bytes
+                rest: list[Any] = []  # the frames after the topic frame, packed as they are
                 while frame.more:
                     frame = recv(NOBLOCK, False)
-                    frames.append(frame.bytes if len(frame) < COPY_THRESHOLD else frame.buffer)
-                write(frames, FROM_RUNTIME, clock(), streak)
+                    rest.append(frame.bytes if len(frame) < COPY_THRESHOLD else frame.buffer)
+                log_time_ns = clock()
+                channel = channels.get(topic_frame)
+                if channel is None:
+                    channel = self._channel(topic_frame, FROM_RUNTIME)
+                data = pack(rest)
+                channel.log(data, log_time_ns)
+                channel.count += 1
+                header = rest[0] if rest else b""
+                try:  # the seq of a header laid out as the channel's last (_Channel.seq)
+                    if header.startswith(channel.head):
+                        seq = header[channel.seq_at]
+                        if seq >= 0x80:
+                            seq = readers[seq](header, channel.seq_at + 1)[0]
+                    else:
+                        seq = channel.seq(header)
+                except (AttributeError, IndexError, KeyError, struct.error):  # or a buffer
+                    seq = channel.seq(header)
+                if seq is not None:
+                    last = channel.last_seq
+                    if last is not None and seq > last + 1:
+                        channel.gaps += seq - last - 1
+                    channel.last_seq = seq
+                if channel.views:
+                    if streak < VIEW_BACKLOG and streak * len(data) < VIEW_BACKLOG_BYTES:
+                        self.stats.views += self._views.log(  # type: ignore[union-attr]
+                            [topic_frame, *rest], log_time_ns)
+                    else:
+                        skips += 1
+                if not size:
+                    self._opened = time.monotonic()
+                size += len(data) + channel.overhead
                 streak += 1
-                count += 1
+                if size >= chunk_bytes:
+                    self._close_chunk()
+                    size = 0
         finally:
             self._streaks[socket] = streak
+            self._size = size
+            self.stats.view_skips += skips
         return count
 
     # -- the writer thread ------------------------------------------------------------------
@@ -356,11 +404,12 @@ class Recorder:
 
     def _write(self, frames: Sequence[Any], direction: str, log_time_ns: int,
                backlog: int) -> None:
-        """Write one message (``backlog``: messages waiting behind it) and its views."""
+        """Write one queued message (``backlog``: messages waiting behind it) and its views."""
         topic_frame = frames[0]
         if type(topic_frame) is not bytes:
             topic_frame = as_bytes(topic_frame)
-        channel = self._channels.get((topic_frame, direction))
+        channels = self._channels.get(direction)
+        channel = None if channels is None else channels.get(topic_frame)
         if channel is None:
             channel = self._channel(topic_frame, direction)
         rest = frames[1:]
@@ -370,7 +419,7 @@ class Recorder:
             data = pack_frames(rest)
         channel.log(data, log_time_ns)
         channel.count += 1
-        seq = channel.seq(frames[1] if len(frames) > 1 else b"")
+        seq = channel.seq(rest[0] if rest else b"")
         if seq is not None:
             last = channel.last_seq
             if last is not None and seq > last + 1:
@@ -394,7 +443,7 @@ class Recorder:
                                               metadata={"direction": direction})
         channel = _Channel(base.log, topic,
                            self._views is not None and self._views.wants(topic))
-        self._channels[(topic_frame, direction)] = channel
+        self._channels.setdefault(direction, {})[topic_frame] = channel
         self.stats.messages.setdefault(topic, 0)
         self.stats.seq_gaps.setdefault(topic, 0)
         return channel
@@ -402,7 +451,8 @@ class Recorder:
     @property
     def written(self) -> int:
         """Bus messages written so far (read from any thread; exact once closed)."""
-        return sum(channel.count for channel in list(self._channels.values()))
+        return sum(channel.count for channels in list(self._channels.values())
+                   for channel in list(channels.values()))
 
     # -- closing ----------------------------------------------------------------------------
 
@@ -433,7 +483,7 @@ class Recorder:
         stats = self.stats
         stats.messages = {topic: 0 for topic in stats.messages}
         stats.seq_gaps = {}
-        for channel in self._channels.values():
+        for channel in (c for channels in self._channels.values() for c in channels.values()):
             stats.messages[channel.topic] += channel.count
             if channel.gaps:
                 stats.seq_gaps[channel.topic] = stats.seq_gaps.get(channel.topic, 0) + channel.gaps
@@ -448,8 +498,8 @@ class Recorder:
 class _Channel:
     """One MCAP channel (a topic in one direction) and its counters."""
 
-    __slots__ = ("count", "gaps", "last_seq", "log", "overhead", "prefix", "seq_at", "topic",
-                 "views")
+    __slots__ = ("count", "gaps", "head", "last_seq", "log", "overhead", "prefix", "seq_at",
+                 "topic", "views")
 
     def __init__(self, log: Callable[[bytes, int], None], topic: str, views: bool) -> None:
         self.log = log
@@ -463,18 +513,18 @@ class _Channel:
         self.prefix = msgpack.packb("v") + msgpack.packb(1) + msgpack.packb("topic") \
             + msgpack.packb(topic) + msgpack.packb("seq")
         self.seq_at = 1 + len(self.prefix)
+        # the map marker and prefix of the last header read by the prefix (reference: 5 keys)
+        self.head = b"\x85" + self.prefix
 
     def seq(self, header: Any) -> int | None:
         """The header's ``seq`` (None when unreadable)."""
         data: bytes = header if type(header) is bytes else as_bytes(header)
         if data.startswith(self.prefix, 1) and data[0] & 0xF0 == 0x80:
             at = self.seq_at
+            self.head = data[:at]
             try:  # any unsigned msgpack integer (read_uint's reading, without its call)
                 b = data[at]
-                if b < 0x80:
-                    return b
-                fmt, _ = UINT_FORMATS[b]
-                return int(fmt.unpack_from(data, at + 1)[0])
+                return b if b < 0x80 else _UINT_READERS[b](data, at + 1)[0]
             except (IndexError, KeyError, struct.error):
                 pass
         return _seq(data)

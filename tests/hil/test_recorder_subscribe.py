@@ -8,9 +8,11 @@ some of which may still be on their way when the subscription is seen to be live
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import msgpack
 import numpy as np
 import pytest
 import zmq
@@ -251,3 +253,61 @@ def test_close_returns_while_a_publisher_keeps_publishing(tmp_path, pub, recorde
         publisher.join()
     stats = recorder.stats
     assert stats.messages["out.busy"] > 1000 and stats.drops == 0
+
+
+def _frames(frames: list[object]) -> list[bytes]:
+    return [f if isinstance(f, bytes) else f.tobytes() for f in frames]  # type: ignore[attr-defined]
+
+
+def _odd_headers(topic: str) -> dict[str, bytes]:
+    """Headers the reference prefix reads wrongly or not at all, named after why."""
+    reference = encode(topic, 0, 0)[1]
+    at = reference.index(b"\xa3seq") + 4  # the seq value (0: one byte)
+    return {"cut at seq": reference[:at], "seq cut short": reference[:at] + b"\xce\x00",
+            "seq -1": reference[:at] + b"\xff" + reference[at + 1:]}
+
+
+def test_the_sub_path_writes_what_record_writes(tmp_path, pub, recorders) -> None:
+    """Same data, seq gaps and views from a socket as from ``record``, for any header layout."""
+    odd = _odd_headers("out.odd")
+    fields = {"task": "nav"}  # a sixth header key: another map marker before the prefix
+    messages = [
+        *(_frames(encode("out.ref", seq, seq, [("x", np.full(3, seq, np.float64))]))
+          for seq in (0, 1, 127, 128, 300, 70_000, 2**33)),  # every width of uint
+        *(_frames(encode("out.wide", seq, 0, fields=fields if seq != 3 else None))
+          for seq in (0, 2, 3, 5)),
+        *([b"out.order", msgpack.packb({"seq": seq, "v": 1, "topic": "out.order", "t_ns": 0,
+                                        "arrays": []})] for seq in (0, 4)),
+        _frames(encode("out.odd", 0, 0)), [b"out.odd", odd["cut at seq"]],
+        [b"out.odd", odd["seq cut short"]], [b"out.odd"], _frames(encode("out.odd", 2, 0)),
+        [b"out.neg", odd["seq -1"]], _frames(encode("out.neg", 1, 0)),
+        *(_frames(encode("out.big", seq, 0, fields={"note": "x" * 70_000}))  # read as a buffer
+          for seq in (0, 3)),
+    ]
+    gaps = {"out.ref": 125 + 171 + 69_699 + 2**33 - 70_001, "out.wide": 2, "out.order": 3,
+            "out.odd": 1, "out.neg": 1, "out.big": 2}
+    socket, endpoint = pub
+    path = tmp_path / "sub.mcap"
+    recorder = _open(recorders, path, chunk_time_s=0.1)
+    recorder.subscribe(endpoint)
+    assert _warm_up(socket, lambda: recorder.written > 0)
+    before = time.time_ns()
+    for frames in messages:
+        socket.send_multipart(frames)
+    assert wait_for(lambda: _count_on_disk(path, tmp_path, list(gaps)) == len(messages),
+                    timeout_s=POLL_LIMIT_S)
+    stats = recorder.close()
+    after = time.time_ns()
+    queued = _open(recorders, tmp_path / "record.mcap")
+    for frames in messages:
+        assert queued.record(frames)
+    queued_stats = queued.close()
+
+    got = [m for m in Recording(path).messages if m.topic != WARM]
+    assert [list(m.frames) for m in got] == messages
+    assert [m.frames for m in Recording(tmp_path / "record.mcap").messages] == \
+        [m.frames for m in got]
+    assert {t: stats.seq_gaps.get(t, 0) for t in gaps} == gaps == queued_stats.seq_gaps
+    assert stats.views == queued_stats.views > 0 and stats.view_skips == 0
+    times = [m.log_time_ns for m in got]  # each message's own receive time
+    assert times == sorted(set(times)) and before <= times[0] and times[-1] <= after
