@@ -285,10 +285,15 @@ class Recorder:
                     count, streak = read, 0
                     break
                 topic_frame = frame.bytes
-                rest: list[Any] = []  # the frames after the topic frame, packed as they are
-                while frame.more:
+                if frame.more:  # the frames after the topic frame, packed as they are
                     frame = recv(NOBLOCK, False)
-                    rest.append(frame.bytes if len(frame) < COPY_THRESHOLD else frame.buffer)
+                    header: Any = frame.bytes if len(frame) < COPY_THRESHOLD else frame.buffer
+                    rest: list[Any] = [header]
+                    while frame.more:
+                        frame = recv(NOBLOCK, False)
+                        rest.append(frame.bytes if len(frame) < COPY_THRESHOLD else frame.buffer)
+                else:
+                    header, rest = b"", []
                 log_time_ns = clock()
                 channel = channels.get(topic_frame)
                 if channel is None:
@@ -296,7 +301,6 @@ class Recorder:
                 data = pack(rest)
                 channel.log(data, log_time_ns)
                 channel.count += 1
-                header = rest[0] if rest else b""
                 try:  # the seq of a header laid out as the channel's last (_Channel.seq)
                     if header.startswith(channel.head):
                         seq = header[channel.seq_at]
@@ -304,7 +308,7 @@ class Recorder:
                             seq = readers[seq](header, channel.seq_at + 1)[0]
                     else:
                         seq = channel.seq(header)
-                except (AttributeError, IndexError, KeyError, struct.error):  # or a buffer
+                except (AttributeError, IndexError, KeyError, struct.error):  # buffer, cut short
                     seq = channel.seq(header)
                 if seq is not None:
                     last = channel.last_seq
