@@ -16,11 +16,14 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
+from mcap.records import Channel, Chunk
+from mcap.records import Message as McapMessage
+from mcap.stream_reader import StreamReader, breakup_chunk
 
 from flightai.bus.wire import encode
 from hil.ports import free_ports
 from hil.record import Recorder, RecorderOptions, Recording
-from hil.record.recorder import VIEW_BACKLOG
+from hil.record.recorder import _MESSAGE_OVERHEAD, FROM_RUNTIME, VIEW_BACKLOG
 from hil.record.recover import NotARecording, recover
 from tests.integration.bus_harness import wait_for
 
@@ -311,3 +314,46 @@ def test_the_sub_path_writes_what_record_writes(tmp_path, pub, recorders) -> Non
     assert stats.views == queued_stats.views > 0 and stats.view_skips == 0
     times = [m.log_time_ns for m in got]  # each message's own receive time
     assert times == sorted(set(times)) and before <= times[0] and times[-1] <= after
+
+
+def _chunk_sizes(path: Path) -> list[list[int]]:
+    """Per chunk, the bytes the recorder counts for each message in it (data and overhead)."""
+    topics: dict[int, str] = {}
+    sizes: list[list[int]] = []
+    with path.open("rb") as f:
+        for record in StreamReader(f, emit_chunks=True, validate_crcs=True).records:
+            if not isinstance(record, Chunk):
+                continue
+            sizes.append([])
+            for inner in breakup_chunk(record, validate_crc=True):
+                if isinstance(inner, Channel):
+                    topics[inner.id] = inner.topic
+                elif isinstance(inner, McapMessage):
+                    sizes[-1].append(len(inner.data) + _MESSAGE_OVERHEAD
+                                     + len(topics[inner.channel_id]))
+    return sizes
+
+
+@pytest.mark.parametrize("source", ["subscribe", "record"])
+def test_a_chunk_closes_once_it_holds_chunk_bytes(tmp_path, pub, recorders, source) -> None:
+    socket, endpoint = pub
+    path, chunk_bytes = tmp_path / "sized.mcap", 2000
+    recorder = _open(recorders, path, chunk_bytes=chunk_bytes, chunk_time_s=600.0, views=False)
+    sent = [_sample("out.size", seq) for seq in range(100)]
+    if source == "subscribe":
+        recorder.subscribe(endpoint)
+        assert _warm_up(socket, lambda: recorder.written > 0)
+        for frames in sent:
+            socket.send_multipart(frames)
+        channels = recorder._channels[FROM_RUNTIME]
+        assert wait_for(lambda: b"out.size" in channels and channels[b"out.size"].count == 100,
+                        timeout_s=POLL_LIMIT_S)
+    else:
+        for frames in sent:
+            assert recorder.record(frames)
+    stats = recorder.close()
+    sizes = _chunk_sizes(path)
+    assert stats.messages["out.size"] == 100 and stats.chunks >= len(sizes) - 1 >= 5
+    for chunk in sizes[:-1]:  # closed by the message that filled it, not before or after
+        assert sum(chunk) - chunk[-1] < chunk_bytes <= sum(chunk)
+    assert sum(sizes[-1]) - sizes[-1][-1] < chunk_bytes
