@@ -233,7 +233,10 @@ class Executive:
         self._watch_due_ns = FOREVER
         self._silent: set[str] = set()
         self._resumed = False  # a silent input got a sample since the last watch
-        self._plans = {t.name: self._plan(t) for t in config.periodic_tasks}
+        guards: dict[str, list[Guard]] = {}
+        for g in config.guards:
+            guards.setdefault(g.signal, []).append(OutputGuard(g))
+        self._plans = {t.name: self._plan(t, guards) for t in config.periodic_tasks}
         for name in self._plans:
             self.health.tasks[name] = TaskHealth()
         self._slots = tuple((tuple(self._plans[n] for n in slot.deadlines),
@@ -246,11 +249,8 @@ class Executive:
         if isinstance(clock, ExternalClock):
             clock.set_timeout_handler(self._on_tick_timeout)
 
-    def _plan(self, task: TaskConfig) -> _Plan:
-        """Resolve once what a release and a deadline of ``task`` need."""
-        guards: dict[str, list[Guard]] = {}
-        for g in self.config.guards:
-            guards.setdefault(g.signal, []).append(OutputGuard(g))
+    def _plan(self, task: TaskConfig, guards: Mapping[str, list[Guard]]) -> _Plan:
+        """Resolve once what a release and a deadline of ``task`` need (guards by signal)."""
         needed = [sig for _, sig in task.inputs]
         if task.fallback:
             needed += [sig for _, sig in self.config.task(task.fallback).inputs]

@@ -152,6 +152,9 @@ def test_hil_view_serves_a_running_runtime_over_foxglove_websocket(tmp_path) -> 
             if view.poll() is None:
                 view.kill()
                 view.wait()
+            for pipe in (view.stdout, view.stderr):  # communicate() may not have run
+                if pipe is not None:
+                    pipe.close()
     assert view.returncode == 0, err
     assert "flightai hil view: stopped after" in out and "Traceback" not in err
     for topic in received:
@@ -229,6 +232,9 @@ def test_demo_view_serves_the_flight_with_what_the_stub_sends(tmp_path) -> None:
         if demo.poll() is None:
             demo.kill()
             demo.wait()
+        for pipe in (demo.stdout, demo.stderr):  # communicate() may not have run
+            if pipe is not None:
+                pipe.close()
     assert demo.returncode == 0, err
     assert "SUCCESS" in out
     channel, _ = received["/view/camera/image"]
