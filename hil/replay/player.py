@@ -213,7 +213,8 @@ class ReplayResult:
         samples: sensor samples replayed.
         mission_ns: the mission time the replay ended at (excluded): the last
             tick instant plus one frame, or ``stop_ns``, or where it was quit.
-        wall_s: wall time of the run (tasks loaded and warmed up excluded).
+        wall_s: wall time of the run: in-process, from the first frame (tasks loaded
+            and warmed up, garbage collector frozen, before it) to the output digest.
         mode: the mode it ran in.
         target: ``in-process`` or the runtime's sensors endpoint.
         start_ns: the window's start (frames before it were a seek).
