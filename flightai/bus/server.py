@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -186,11 +185,13 @@ class BusServer:
 
     def _status_extra(self) -> Mapping[str, Any]:
         """Bus and command counters, for health messages and status replies (any thread)."""
-        rejects: Counter[str] = Counter(self.checks.rejects)
-        rejects[Reason.FUTURE_TIMESTAMP.value] += self.input.future_rejects
+        rejects = {reason: n for reason, n in self.checks.rejects.items() if n > 0}
+        if self.input.future_rejects:
+            future = Reason.FUTURE_TIMESTAMP.value
+            rejects[future] = rejects.get(future, 0) + self.input.future_rejects
         processor = self._processor
         return {
-            "bus": {"received": self.checks.received, "rejects": dict(+rejects),
+            "bus": {"received": self.checks.received, "rejects": rejects,
                     "sequence_gaps": self.checks.gaps, "ticks_ignored": self.ticks_ignored,
                     "secure": self.security is not None,
                     "authenticator_alive": self.security is None or not self.security.dead},
