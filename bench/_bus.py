@@ -42,6 +42,11 @@ def set_heap(default_heap: bool) -> str:
     return "kept in every process (runtime.process.keep_heap: M_MMAP_MAX 0, no trimming)"
 
 
+def result_name(bench: str, default_heap: bool) -> str:
+    """``bench/results/`` name of a run: ``_default_heap`` marks glibc's defaults."""
+    return f"{bench}_default_heap" if default_heap else bench
+
+
 def maxrss_mib() -> float:
     """Peak resident memory of this process in MiB."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

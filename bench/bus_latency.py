@@ -32,7 +32,8 @@ round trip.
 
     python bench/bus_latency.py [--quick] [--default-heap]
     # 3 repeats x 5000 round trips per loop; --quick: 1 repeat x 500. Every process keeps
-    # its heap (runtime.process.keep_heap) unless --default-heap.
+    # its heap (runtime.process.keep_heap) unless --default-heap (results then go to
+    # bench/results/bus_latency_default_heap.json).
 """
 
 from __future__ import annotations
@@ -424,7 +425,7 @@ def main() -> None:
     message_bytes = sum(memoryview(f).nbytes  # an array frame counts its bytes, not len()
                         for f in encode("x", 0, 0, [("value", np.zeros(3, np.float32))]))
     print(f"heap: {heap}")
-    path = common.write_json("bus_latency", {
+    path = common.write_json(_bus.result_name("bus_latency", args.default_heap), {
         "quick": args.quick, "heap": heap,
         "platform": {**common.platform_block(), "pyzmq": zmq.__version__,
                      "libzmq": zmq.zmq_version(),

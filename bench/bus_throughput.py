@@ -45,7 +45,8 @@ messages, >= 80 % for 1 MiB arrays.
 
     python bench/bus_throughput.py [--quick] [--default-heap]
     # 5 repetitions; --quick: 1, a tenth the work. Every process of the run (sender, raw
-    # receivers, runtimes) keeps its heap (runtime.process.keep_heap) unless --default-heap.
+    # receivers, runtimes) keeps its heap (runtime.process.keep_heap) unless --default-heap
+    # (results then go to bench/results/bus_throughput_default_heap.json).
 """
 
 from __future__ import annotations
@@ -590,7 +591,7 @@ def main() -> None:
     print(f"system during the run: {system}")
 
     print(f"heap: {heap}")
-    path = common.write_json("bus_throughput", {
+    path = common.write_json(_bus.result_name("bus_throughput", args.default_heap), {
         "quick": args.quick, "heap": heap,
         "platform": {**common.platform_block(), "pyzmq": zmq.__version__,
                      "libzmq": zmq.zmq_version(),
