@@ -124,6 +124,12 @@ def parse(data: bytes) -> Manifest:
     paths = [f.path for f in files]
     if len(set(paths)) != len(paths):
         raise refuse(Refusal.DUPLICATE, "the manifest lists a path twice")
+    folders = {path.rsplit("/", i)[0] for path in paths for i in range(1, path.count("/") + 1)}
+    clash = sorted(set(paths) & folders)
+    if clash:
+        inner = next(path for path in paths if path.startswith(clash[0] + "/"))
+        raise refuse(Refusal.DUPLICATE, f"the manifest lists {clash[0]!r} as a file and as the "
+                     f"folder of {inner!r}: they cannot both be written")
     manifest = Manifest(version=version, mission=_field(doc, "mission", str),
                         config=_field(doc, "config", str),
                         flightai_version=_field(doc, "flightai_version", str),

@@ -89,6 +89,20 @@ def test_a_signed_but_malformed_manifest_is_refused(lite: Path, build: BuildFn, 
         assert info.value.reason == "bad_manifest"
 
 
+def test_a_signed_manifest_listing_a_file_and_a_file_inside_it_is_refused(
+        lite: Path, build: BuildFn, keys: Keys, trusted: tuple[TrustedKey, ...]) -> None:
+    bundle = build(lite, 1).read_bytes()
+    key = load_signing_key(keys[0])
+    doc = json.loads(member(bundle, MANIFEST_NAME))
+    listed = next(f for f in doc["files"] if f["path"].endswith(".py"))
+    inner = {**listed, "path": listed["path"] + "/inner.py"}
+    manifest = json.dumps({**doc, "files": [*doc["files"], inner]}).encode()
+    forged = rebuild(bundle, {MANIFEST_NAME: manifest, SIGNATURE_NAME: key.sign(manifest)})
+    with pytest.raises(BundleError, match=r"as a file and as the folder of .*inner\.py") as info:
+        verify_bundle(forged, trusted)
+    assert info.value.reason == "duplicate"
+
+
 def test_board_state_paths_inside_the_mission_folder_are_refused(lite: Path,
                                                                   keys: Keys) -> None:
     text = lite.read_text().replace(
