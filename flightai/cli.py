@@ -14,9 +14,10 @@ from pathlib import Path
 from flightai import __version__
 from flightai.bus.server import BusServer
 from flightai.check import check_mission
+from flightai.cli_board import add_board_option, apply_board
 from flightai.cli_bundle import add_bundle_commands, add_bundle_options, bundle_status, open_mission
 from flightai.cli_bus import add_bus_commands
-from flightai.cli_deploy import add_board_option, add_deploy_commands, apply_board, prepare_process
+from flightai.cli_deploy import add_deploy_commands, prepare_process
 from flightai.config import ClockKind
 from flightai.config.schema import MissionConfig
 from flightai.errors import FlightaiError

@@ -17,6 +17,7 @@ from flightai.bundle.mission import BundledMission, open_bundle
 from flightai.bundle.refusal import Refusal, refuse
 from flightai.bundle.state import check_rollback, default_state_dir, read_state, slot_file
 from flightai.bundle.verify import read_bundle_file, verify_bundle
+from flightai.cli_board import add_board_option, apply_board
 from flightai.config import load_mission
 from flightai.config.schema import MissionConfig
 from flightai.errors import ConfigError
@@ -100,6 +101,7 @@ def add_bundle_commands(sub: Any) -> None:
     _trust_and_state(inst)
     inst.add_argument("--ready-timeout-s", type=float, default=300.0,
                       help="wall time allowed to load and warm up (default 300)")
+    add_board_option(inst)  # the READY probe loads what the service will run
     inst.set_defaults(handler=_cmd_install)
     status = verbs.add_parser("status", help="the active and previous bundles")
     status.add_argument("--state-dir", type=Path, default=None)
@@ -108,6 +110,7 @@ def add_bundle_commands(sub: Any) -> None:
                              "exit (what install runs in a child process)")
     probe.add_argument("bundle", type=Path)
     _trust_and_state(probe)
+    add_board_option(probe)
     probe.set_defaults(handler=_cmd_probe, overrides=[])
 
 
@@ -150,7 +153,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_install(args: argparse.Namespace) -> int:
     state_dir = args.state_dir or default_state_dir()
     result = install(args.bundle, state_dir, load_trusted(args.trust), args.trust,
-                     ready_timeout_s=args.ready_timeout_s)
+                     ready_timeout_s=args.ready_timeout_s, board=args.board)
     verb = "already active" if result.already_active else "installed and activated"
     print(f"{result.bundle.describe()}: {verb} in slot {result.slot}")
     return 0
@@ -165,6 +168,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     from flightai.runtime import build_executive  # onnxruntime: only when probing
 
     args.mission, args.active = None, False
+    apply_board(args)
     config, _, bundled = open_mission(args)
     assert bundled is not None
     build_executive(config)  # loads every model and task and warms them up to READY

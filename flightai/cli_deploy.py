@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from flightai.cli_board import add_board_option, apply_board
 from flightai.cli_bundle import add_bundle_options, open_mission
-from flightai.config.board import load_board
 from flightai.config.schema import MissionConfig
 from flightai.errors import ProfileError
 from flightai.profile import profile_mission
@@ -41,22 +41,6 @@ def add_deploy_commands(sub: Any) -> None:
     profile.add_argument("--set", dest="overrides", action="append", default=[],
                          metavar="KEY.PATH=VALUE", help="override a config value (repeatable)")
     profile.set_defaults(handler=_cmd_profile)
-
-
-def add_board_option(parser: argparse.ArgumentParser) -> None:
-    """Add ``--board FILE`` (a board profile applied before ``--set``)."""
-    parser.add_argument("--board", type=Path, metavar="BOARD.toml",
-                        help="apply a board profile (deploy/boards/*.toml) before --set")
-
-
-def apply_board(args: argparse.Namespace) -> None:
-    """Put the overrides of ``--board`` (if given) before ``--set``; warn on its environment."""
-    if getattr(args, "board", None) is None:
-        return
-    board = load_board(args.board)
-    for line in board.environment_warnings():
-        print(f"flightai: WARNING: {line}", file=sys.stderr)
-    args.overrides = board.overrides + list(args.overrides)
 
 
 def prepare_process(config: MissionConfig) -> None:

@@ -82,7 +82,7 @@ def _locked(state_dir: Path) -> Iterator[None]:
 def install(path: Path, state_dir: Path, trusted: Sequence[TrustedKey],
             trust_args: Sequence[Path], *, ready_timeout_s: float = 300.0,
             limits: Limits = DEFAULT_LIMITS, on_step: Callable[[str], None] | None = None,
-            ) -> InstallResult:
+            board: Path | None = None) -> InstallResult:
     """Install the bundle at ``path`` into the inactive slot and activate it once READY.
 
     Args:
@@ -93,6 +93,7 @@ def install(path: Path, state_dir: Path, trusted: Sequence[TrustedKey],
         ready_timeout_s: how long the child may take to reach READY (wall seconds).
         limits: size bounds.
         on_step: called with each step's name just before it runs.
+        board: a board profile the probe applies, as the service will (``--board``).
 
     Raises:
         BundleError: refused (signature, files, rollback), or ``not_ready``: the
@@ -120,7 +121,7 @@ def install(path: Path, state_dir: Path, trusted: Sequence[TrustedKey],
         step("rename")
         commit_temp(tmp, final)
         step("probe")
-        _probe(final, verified, state_dir, trust_args, ready_timeout_s)
+        _probe(final, verified, state_dir, trust_args, ready_timeout_s, board)
         step("activate")
         record = SlotRecord(verified.bundle_id, verified.manifest.version,
                             verified.manifest.mission,
@@ -133,12 +134,14 @@ def install(path: Path, state_dir: Path, trusted: Sequence[TrustedKey],
 
 
 def _probe(bundle: Path, verified: VerifiedBundle, state_dir: Path,
-           trust_args: Sequence[Path], timeout_s: float) -> None:
+           trust_args: Sequence[Path], timeout_s: float, board: Path | None) -> None:
     """Load and warm up the written slot in a child process; refuse unless it says READY."""
     command = [sys.executable, "-m", "flightai", "bundle", "probe", str(bundle),
                "--state-dir", str(state_dir)]
     for trust in trust_args:
         command += ["--trust", str(trust)]
+    if board is not None:
+        command += ["--board", str(board)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
                               check=False)

@@ -8,6 +8,11 @@ no one can predict or pre-create), each file created exclusively (``O_EXCL |
 O_NOFOLLOW``, mode 0400), and removed when the process exits. Only this user or
 root can change them between writing and loading, and either could change the
 flightai installation itself; nothing that was not signed is ever in that folder.
+
+A process killed outright (SIGKILL, a watchdog's SIGABRT) cannot remove its folder,
+and a board restarted by its watchdog again and again would fill ``/tmp`` with
+them. The folder's name carries its process id; opening a bundle first removes this
+user's folders whose process is gone.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+
+_FOLDER_PREFIX = "flightai-bundle-pid"
+_PID_LIMIT = 1 << 22  # Linux's largest pid_max
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,9 @@ def open_bundle(path: Path, trusted: Sequence[TrustedKey], state_dir: Path | Non
     verified = verify_bundle(read_bundle_file(path, limits), trusted, limits)
     if state_dir is not None:
         check_rollback(read_state(state_dir), verified.manifest.version, verified.bundle_id)
-    directory = Path(tempfile.mkdtemp(prefix=f"flightai-bundle-{verified.bundle_id[:12]}-"))
+    remove_stale_folders(Path(tempfile.gettempdir()))
+    directory = Path(tempfile.mkdtemp(
+        prefix=f"{_FOLDER_PREFIX}{os.getpid()}-{verified.bundle_id[:12]}-"))
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
     directory = directory.resolve()
     config = _parse(verified, directory, overrides, path)
@@ -92,6 +103,50 @@ def open_bundle(path: Path, trusted: Sequence[TrustedKey], state_dir: Path | Non
             _write_private(directory, rel, data)
     config = replace(config, models=tuple(model for _, model in models))
     return BundledMission(config, verified, directory)
+
+
+def remove_stale_folders(parent: Path) -> list[Path]:
+    """Remove this user's private bundle folders in ``parent`` whose process is gone.
+
+    Only folders named by :func:`open_bundle` (``flightai-bundle-pid<PID>-...``),
+    owned by this user and not links are considered; a process id still in use
+    (perhaps reused by another process) keeps its folder. Returns what was removed.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        pid = _folder_pid(entry.name)
+        if pid is None or pid == os.getpid() or _alive(pid):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False) or \
+                    entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _folder_pid(name: str) -> int | None:
+    if not name.startswith(_FOLDER_PREFIX):
+        return None
+    pid = name[len(_FOLDER_PREFIX):].split("-", 1)[0]
+    return int(pid) if pid.isdigit() and 0 < int(pid) < _PID_LIMIT else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def _parse(verified: VerifiedBundle, directory: Path, overrides: Sequence[str],

@@ -120,6 +120,22 @@ def test_a_bundle_that_does_not_reach_ready_is_not_activated(
     assert _active_id(state_dir, trusted) == good
 
 
+def test_the_ready_probe_applies_the_board_profile_the_service_will_run_with(
+        versions: tuple[Path, Path], keys: Keys, trusted: tuple[TrustedKey, ...],
+        tmp_path: Path) -> None:
+    one, _ = versions
+    board = tmp_path / "gpu-board.toml"
+    board.write_text('[board]\nname = "gpu-board"\n\n[models."*"]\n'
+                     'providers = ["CUDAExecutionProvider"]\nallow_fallback = false\n')
+    state_dir = tmp_path / "state"
+    with pytest.raises(BundleError, match=r"did not reach READY.*CUDAExecutionProvider") as info:
+        install(one, state_dir, trusted, [keys[1]], board=board)
+    assert info.value.reason == "not_ready"
+    assert read_state(state_dir).active is None
+    dev_box = ROOT / "deploy" / "boards" / "x86-dev.toml"
+    assert install(one, state_dir, trusted, [keys[1]], board=dev_box).slot == "a"
+
+
 @pytest.fixture(scope="module")
 def v1_installed(keys: Keys, trusted: tuple[TrustedKey, ...],
                  tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
