@@ -46,17 +46,14 @@ class Notifier:
         env = os.environ if environ is None else environ
         path = env.get("NOTIFY_SOCKET", "")
         self._address = "\0" + path[1:] if path.startswith("@") else path
-        self._socket: socket.socket | None = None
-        if self._address:
-            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            # Never block the frame loop: when systemd's queue is full the datagram is dropped.
-            self._socket.setblocking(False)
+        self._socket: socket.socket | None = None  # opened by the first send
+        self._closed = False
         self.watchdog_ns = _watchdog_interval_ns(env)
 
     @property
     def active(self) -> bool:
         """Whether a notify socket was given."""
-        return self._socket is not None
+        return bool(self._address)
 
     def send(self, *assignments: str) -> None:
         """Send ``KEY=VALUE`` assignments as one datagram; a lost message is not an error.
@@ -66,13 +63,18 @@ class Notifier:
         dropped ping is made up by the next one, and a persistent loss is what
         the watchdog is for.
         """
-        if self._socket is None:
+        if not self._address or self._closed:
             return
+        if self._socket is None:  # so that a run failing before READY leaves nothing open
+            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # Never block the frame loop: when systemd's queue is full the datagram is dropped.
+            self._socket.setblocking(False)
         with contextlib.suppress(OSError):
             self._socket.sendto("\n".join(assignments).encode(), self._address)
 
     def close(self) -> None:
-        """Close the socket."""
+        """Close the socket; later sends do nothing."""
+        self._closed = True
         if self._socket is not None:
             self._socket.close()
             self._socket = None

@@ -233,6 +233,26 @@ def test_notifier_outside_systemd_and_watchdog_settings() -> None:
         other.close()
 
 
+def test_the_notify_socket_is_opened_by_the_first_message_and_closed_for_good() -> None:
+    address = f"@flightai-lazy-{os.getpid()}"
+    server = NotifyListener("\0" + address[1:])
+    before = len(os.listdir("/proc/self/fd"))
+    notifier = Notifier({"NOTIFY_SOCKET": address})
+    try:
+        assert len(os.listdir("/proc/self/fd")) == before  # a run that fails to load opens none
+        notifier.send("READY=1")
+        assert len(os.listdir("/proc/self/fd")) == before + 1
+        notifier.close()
+        assert len(os.listdir("/proc/self/fd")) == before
+        notifier.send("STOPPING=1")  # after close (a late signal): nothing is sent or opened
+        assert len(os.listdir("/proc/self/fd")) == before
+        assert server.wait_for(lambda m: server.count("READY=1") == 1, 10)
+        assert server.count("STOPPING=1") == 0
+    finally:
+        notifier.close()
+        server.sock.close()
+
+
 def test_cpu_affinity_is_applied_or_refused_clearly() -> None:
     original = os.sched_getaffinity(0)
     try:
