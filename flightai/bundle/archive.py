@@ -4,7 +4,8 @@ Only regular files stored without compression are accepted, so an entry's
 size in the archive is its size on extraction and the archive's own size bounds
 everything read (no decompression bombs). Names are relative POSIX paths
 without ``..``, ``.``, empty parts, backslashes or control characters. Nothing is
-ever extracted by the zip library: entries are read into memory and checked.
+ever extracted by the zip library: entries are read into memory and checked, each
+only when the verifier asks for it (the manifest and its signature first).
 """
 
 from __future__ import annotations
@@ -72,26 +73,65 @@ def write_archive(entries: Iterable[tuple[str, bytes]]) -> bytes:
     return out.getvalue()
 
 
-def read_archive(data: bytes, limits: Limits) -> dict[str, bytes]:
-    """Every entry of an archive held in memory, after checking names, types and sizes.
+class StoredArchive:
+    """An archive held in memory: its entry list checked at once, each entry read on demand.
+
+    Opening checks the count, names, types and declared sizes of every entry; an
+    entry's bytes (and their CRC-32) are read only when asked for, so a verifier can
+    read the manifest and its signature, check them, and only then touch the rest.
+    Use it as a context manager.
 
     Raises:
-        BundleError: too large, not a zip, an unsafe or duplicate name, something
-            other than a regular uncompressed file, or a corrupt entry.
+        BundleError: too large, not a zip, an unsafe or duplicate name, or something
+            other than a regular uncompressed file.
     """
-    if len(data) > limits.max_bundle_bytes:
-        raise refuse(Refusal.TOO_LARGE, f"{len(data)} bytes, above the limit of "
-                     f"{limits.max_bundle_bytes}")
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except ZIP_ERRORS as exc:
-        raise refuse(Refusal.NOT_AN_ARCHIVE, f"not a readable zip: {exc}") from exc
-    with archive:  # closed on every refusal below too
-        return _read_entries(archive, len(data), limits)
+
+    def __init__(self, data: bytes, limits: Limits) -> None:
+        if len(data) > limits.max_bundle_bytes:
+            raise refuse(Refusal.TOO_LARGE, f"{len(data)} bytes, above the limit of "
+                         f"{limits.max_bundle_bytes}")
+        try:
+            self._zip = zipfile.ZipFile(io.BytesIO(data))
+        except ZIP_ERRORS as exc:
+            raise refuse(Refusal.NOT_AN_ARCHIVE, f"not a readable zip: {exc}") from exc
+        try:
+            self._infos = _checked_infos(self._zip, len(data), limits)
+        except BaseException:
+            self._zip.close()
+            raise
+
+    def __enter__(self) -> StoredArchive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._zip.close()
+
+    def names(self) -> list[str]:
+        """Every entry's name, in archive order."""
+        return list(self._infos)
+
+    def read(self, name: str) -> bytes | None:
+        """The bytes of entry ``name`` (None if absent), after its CRC-32 and size check.
+
+        Raises:
+            BundleError: the entry is corrupt (``not_an_archive``, ``size_mismatch``).
+        """
+        info = self._infos.get(name)
+        if info is None:
+            return None
+        try:
+            content = self._zip.read(info)  # checks the CRC-32 and the local header's name
+        except ZIP_ERRORS as exc:
+            raise refuse(Refusal.NOT_AN_ARCHIVE, f"{name!r}: {exc}") from exc
+        if len(content) != info.file_size:
+            raise refuse(Refusal.SIZE_MISMATCH, f"{name!r}: read {len(content)} bytes, the "
+                         f"archive says {info.file_size}")
+        return content
 
 
-def _read_entries(archive: zipfile.ZipFile, size: int, limits: Limits) -> dict[str, bytes]:
-    """The entries of an open archive of ``size`` bytes, checked as :func:`read_archive` says."""
+def _checked_infos(archive: zipfile.ZipFile, size: int, limits: Limits
+                   ) -> dict[str, zipfile.ZipInfo]:
+    """An open archive's entries by name, checked as :class:`StoredArchive` says."""
     infos = archive.infolist()
     if len(infos) > limits.max_entries:
         raise refuse(Refusal.TOO_LARGE, f"{len(infos)} entries, above the limit of "
@@ -105,17 +145,7 @@ def _read_entries(archive: zipfile.ZipFile, size: int, limits: Limits) -> dict[s
         # Stored entries cannot hold more than the archive: more means overlapping entries.
         raise refuse(Refusal.TOO_LARGE, f"entries declare {total} bytes in an archive of "
                      f"{size} (limit {limits.max_bundle_bytes})")
-    out: dict[str, bytes] = {}
-    for info in infos:
-        try:
-            content = archive.read(info)  # checks the CRC-32 and the local header's name
-        except ZIP_ERRORS as exc:
-            raise refuse(Refusal.NOT_AN_ARCHIVE, f"{info.filename!r}: {exc}") from exc
-        if len(content) != info.file_size:
-            raise refuse(Refusal.SIZE_MISMATCH, f"{info.filename!r}: read {len(content)} "
-                         f"bytes, the archive says {info.file_size}")
-        out[info.filename] = content
-    return out
+    return {info.filename: info for info in infos}
 
 
 def _check_entry(info: zipfile.ZipInfo, seen: set[str]) -> None:

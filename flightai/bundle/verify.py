@@ -1,8 +1,10 @@
 """Verify a bundle held in memory: signature first, then every file against the manifest.
 
-Nothing in the payload is looked at before the signature over the manifest
-checks out against a trusted key; nothing is handed on before every file's size
-and SHA-256 match it, and the archive holds exactly the listed files.
+Only the archive's entry list, the manifest and its signature are read before the
+signature over the manifest checks out against a trusted key; a payload entry is
+read (and its CRC-32 checked) only after that, and only once the archive is known
+to hold exactly the listed files. Nothing is handed on before every file's size
+and SHA-256 match the manifest.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from flightai.bundle.archive import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
     Limits,
-    read_archive,
+    StoredArchive,
 )
 from flightai.bundle.keys import SIGNATURE_BYTES, TrustedKey, describe_ids
 from flightai.bundle.manifest import Manifest, parse
@@ -77,27 +79,27 @@ def verify_bundle(data: bytes, trusted: Sequence[TrustedKey],
     Raises:
         BundleError: with the :class:`Refusal` code and the file or key involved.
     """
-    entries = read_archive(data, limits)
-    manifest_bytes = entries.get(MANIFEST_NAME)
-    signature = entries.get(SIGNATURE_NAME)
-    if manifest_bytes is None or signature is None:
-        raise refuse(Refusal.NO_SIGNATURE, f"no {MANIFEST_NAME} and {SIGNATURE_NAME} pair")
-    if len(manifest_bytes) > limits.max_manifest_bytes:
-        raise refuse(Refusal.TOO_LARGE, f"{MANIFEST_NAME} is {len(manifest_bytes)} bytes")
-    signer = next((k for k in trusted if len(signature) == SIGNATURE_BYTES
-                   and k.verifies(signature, manifest_bytes)), None)
-    if signer is None:
-        claimed = _claimed_key(manifest_bytes)
-        if claimed is not None and claimed not in {k.id for k in trusted}:
-            raise refuse(Refusal.UNTRUSTED_KEY, f"the manifest says key {claimed[:16]}, which "
-                         f"is not trusted here (trusted: {describe_ids(trusted)})")
-        raise refuse(Refusal.BAD_SIGNATURE, "the signature does not verify against any trusted "
-                     f"key ({describe_ids(trusted)}) over the manifest as found")
-    manifest = parse(manifest_bytes)
-    if manifest.key_id != signer.id:
-        raise refuse(Refusal.BAD_MANIFEST, f"signed by key {signer.id[:16]} but the manifest "
-                     f"names key {manifest.key_id[:16]}")
-    files = _check_files(manifest, entries)
+    with StoredArchive(data, limits) as archive:
+        manifest_bytes = archive.read(MANIFEST_NAME)
+        signature = archive.read(SIGNATURE_NAME)
+        if manifest_bytes is None or signature is None:
+            raise refuse(Refusal.NO_SIGNATURE, f"no {MANIFEST_NAME} and {SIGNATURE_NAME} pair")
+        if len(manifest_bytes) > limits.max_manifest_bytes:
+            raise refuse(Refusal.TOO_LARGE, f"{MANIFEST_NAME} is {len(manifest_bytes)} bytes")
+        signer = next((k for k in trusted if len(signature) == SIGNATURE_BYTES
+                       and k.verifies(signature, manifest_bytes)), None)
+        if signer is None:
+            claimed = _claimed_key(manifest_bytes)
+            if claimed is not None and claimed not in {k.id for k in trusted}:
+                raise refuse(Refusal.UNTRUSTED_KEY, f"the manifest says key {claimed[:16]}, "
+                             f"which is not trusted here (trusted: {describe_ids(trusted)})")
+            raise refuse(Refusal.BAD_SIGNATURE, "the signature does not verify against any "
+                         f"trusted key ({describe_ids(trusted)}) over the manifest as found")
+        manifest = parse(manifest_bytes)
+        if manifest.key_id != signer.id:
+            raise refuse(Refusal.BAD_MANIFEST, f"signed by key {signer.id[:16]} but the "
+                         f"manifest names key {manifest.key_id[:16]}")
+        files = _check_files(manifest, archive)
     return VerifiedBundle(manifest, bundle_id(manifest_bytes), signer, files)
 
 
@@ -111,20 +113,21 @@ def _claimed_key(manifest_bytes: bytes) -> str | None:
     return key if isinstance(key, str) else None
 
 
-def _check_files(manifest: Manifest, entries: Mapping[str, bytes]) -> dict[str, bytes]:
-    payload = {name[len(FILES_PREFIX):]: content for name, content in entries.items()
-               if name.startswith(FILES_PREFIX)}
-    for name in entries:
+def _check_files(manifest: Manifest, archive: StoredArchive) -> dict[str, bytes]:
+    """The payload, read only once the archive holds exactly the signed manifest's files."""
+    names = archive.names()
+    for name in names:
         if name not in (MANIFEST_NAME, SIGNATURE_NAME) and not name.startswith(FILES_PREFIX):
             raise refuse(Refusal.UNLISTED_FILE, f"{name!r} is not a payload file")
+    payload = {name[len(FILES_PREFIX):] for name in names if name.startswith(FILES_PREFIX)}
     listed = {f.path for f in manifest.files}
-    for path in sorted(payload):
-        if path not in listed:
-            raise refuse(Refusal.UNLISTED_FILE, f"{path!r} is in the archive, not in the "
-                         "signed manifest")
+    unlisted = sorted(payload - listed)
+    if unlisted:
+        raise refuse(Refusal.UNLISTED_FILE, f"{unlisted[0]!r} is in the archive, not in the "
+                     "signed manifest")
     files: dict[str, bytes] = {}
     for entry in manifest.files:
-        content = payload.get(entry.path)
+        content = archive.read(FILES_PREFIX + entry.path) if entry.path in payload else None
         if content is None:
             raise refuse(Refusal.MISSING_FILE, f"{entry.path!r} is in the signed manifest, "
                          "not in the archive")

@@ -196,6 +196,16 @@ def test_unsafe_archive_paths_are_refused(name: str, mode: int, reason: str,
     assert refusal(data, trusted) == reason
 
 
+def test_no_payload_entry_is_read_before_the_signature_checks_out(
+        lite: Path, build: BuildFn, trusted: tuple[TrustedKey, ...], tmp_path: Path) -> None:
+    bundle = bytearray(build(lite, 1).read_bytes())
+    tasks = member(bytes(bundle), FILES_PREFIX + "tasks.py")
+    bundle[bytes(bundle).index(tasks) + len(tasks) // 2] ^= 0x01  # its CRC-32 now fails
+    stranger = load_trusted([generate(tmp_path / "stranger", "stranger")[1]])
+    assert refusal(bytes(bundle), stranger) == "untrusted_key"  # tasks.py never read
+    assert refusal(bytes(bundle), trusted) == "not_an_archive"  # read once signed: refused
+
+
 def test_duplicate_names_are_refused(lite: Path, build: BuildFn,
                                      trusted: tuple[TrustedKey, ...]) -> None:
     bundle = build(lite, 1).read_bytes()
