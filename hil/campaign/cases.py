@@ -44,7 +44,8 @@ class CampaignSpec:
     """What a campaign flies: one mission text, overrides, dispersion and seed entropy.
 
     Attributes:
-        mission: the mission file as given (kept for the replay command).
+        mission: the mission file's absolute path (for the replay command, which
+            then works from any folder).
         mission_text: its text, read once by the driver and sent to the workers.
         base_dir: absolute folder relative model and code paths resolve from
             (it must exist on every worker).
@@ -69,8 +70,8 @@ class CampaignSpec:
                   cases: int = 1, stress_sun: bool = False, nominal: bool = False,
                   ) -> CampaignSpec:
         """Read the mission file once; every case flies this text."""
-        path = Path(mission)
-        return cls(str(mission), path.read_text(encoding="utf-8"), str(path.resolve().parent),
+        path = Path(mission).resolve()
+        return cls(str(path), path.read_text(encoding="utf-8"), str(path.parent),
                    tuple(overrides), entropy, cases, stress_sun, nominal)
 
     def config_identity(self) -> dict[str, Any]:

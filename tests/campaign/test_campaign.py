@@ -63,7 +63,7 @@ def test_the_replay_command_flies_a_case_alone_with_fresh_models(reference: Path
     assert command[:3] == ["flightai", "hil", "case"]
     alone = reference / "alone.json"
     done = subprocess.run([sys.executable, "-m", "flightai", *command[1:], "--json", str(alone)],
-                          cwd=Path(record["config"]["mission"]).parent, capture_output=True,
+                          cwd=reference, capture_output=True,  # not the mission's folder
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"output digest {record['record']['digest']}" in done.stdout

@@ -39,11 +39,13 @@ def test_a_case_key_names_what_is_flown() -> None:
     assert len({s.case(1).key for s in [base, *others]}) == 4
 
 
-def test_the_replay_command_names_every_choice() -> None:
-    spec = CampaignSpec.from_file(L2, entropy=5, cases=2, stress_sun=True,
-                                  overrides=['models.gnet.file="/x y/g.onnx"'])
+def test_the_replay_command_names_every_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(L2.parents[1])
+    spec = CampaignSpec.from_file(Path(L2.parent.name) / L2.name, entropy=5, cases=2,
+                                  stress_sun=True, overrides=['models.gnet.file="/x y/g.onnx"'])
     words = shlex.split(spec.case(1).replay_command())
     assert words[:3] == ["flightai", "hil", "case"]
+    assert words[words.index("--mission") + 1] == str(L2.resolve())  # works from any folder
     assert words[words.index("--seed-entropy") + 1] == "5"
     assert words[words.index("--spawn-key") + 1] == "1"
     assert "--stress-sun" in words
