@@ -3,7 +3,10 @@
 onnxruntime sessions are never pickled: each worker process builds them on
 first use and keeps them in :data:`_SESSIONS`, keyed by the thread, the task
 and the model's full configuration (file, SHA-256, options), so a changed
-model or option loads anew. A session is a pure function of its input (model
+model or option loads anew. Each thread keeps the last :data:`KEEP_PER_TASK`
+configurations of a task (a qualification's baseline and candidate) and drops
+older ones, so a long-lived worker that flies campaign after campaign with new
+models does not grow without bound. A session is a pure function of its input (model
 contract), so reusing one gives the same outputs as a fresh load; the Python
 tasks (navigation filter, command, TRN preparation) carry state and are built
 fresh for every case.
@@ -17,6 +20,7 @@ import socket
 import sys
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +39,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-_SESSIONS: dict[tuple[int, str, str], ModelTask] = {}
-"""This process's loaded models: (thread id, task, repr of the model config) -> task."""
+KEEP_PER_TASK = 2
+"""Model configurations of one task kept loaded per worker thread (least recent dropped)."""
+
+_SESSIONS: OrderedDict[tuple[int, str, str], ModelTask] = OrderedDict()
+"""This process's loaded models: (thread id, task, repr of the model config) -> task,
+least recently used first."""
 
 
 def campaign_config(campaign: CampaignSpec) -> MissionConfig:
@@ -57,10 +65,16 @@ def load_tasks_cached(config: MissionConfig) -> LoadedTasks:
 
 def _cached_model(task: str, model: ModelConfig) -> ModelTask:
     """The calling thread's session for ``task`` running ``model``, loaded on first use."""
-    key = (threading.get_ident(), task, repr(model))
+    thread = threading.get_ident()
+    key = (thread, task, repr(model))
     loaded = _SESSIONS.get(key)
-    if loaded is None:
-        loaded = _SESSIONS[key] = ModelTask.load(model)
+    if loaded is not None:
+        _SESSIONS.move_to_end(key)
+        return loaded
+    loaded = _SESSIONS[key] = ModelTask.load(model)
+    same_task = [k for k in _SESSIONS if k[0] == thread and k[1] == task]
+    for old in same_task[:-KEEP_PER_TASK]:
+        del _SESSIONS[old]
     return loaded
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shlex
@@ -10,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from flightai.config import load_mission
 from flightai.config.overrides import apply_overrides
+from hil.campaign import worker
 from hil.campaign.cases import CampaignSpec, case_seed
 from hil.campaign.qualify import CRITERIA, candidate_overrides, judge, overall
 from hil.campaign.stats import clopper_pearson, mcnemar_exact, sign_test_interval
@@ -129,3 +132,20 @@ def test_a_candidate_path_with_quotes_survives_the_override(tmp_path: Path) -> N
     name = items[0].split(".")[1]
     data = apply_overrides({"models": [{"name": name}]}, items)
     assert data["models"][0]["file"] == str(candidate.resolve())
+
+
+def test_a_worker_keeps_the_last_two_configurations_of_a_task_loaded() -> None:
+    config = load_mission(L2)
+    model = next(m for m in config.models if m.name == "gnet")
+    one, two, three = (dataclasses.replace(model, intra_op_threads=n) for n in (1, 2, 3))
+    worker._SESSIONS.clear()
+    try:
+        first = worker._cached_model("gnet", one)
+        second = worker._cached_model("gnet", two)
+        assert worker._cached_model("gnet", one) is first  # cached; now the most recent
+        worker._cached_model("gnet", three)  # drops the least recent: two
+        assert len(worker._SESSIONS) == worker.KEEP_PER_TASK
+        assert worker._cached_model("gnet", one) is first
+        assert worker._cached_model("gnet", two) is not second  # loaded again
+    finally:
+        worker._SESSIONS.clear()
