@@ -113,9 +113,10 @@ def _capture_jobs(recording: Recording) -> tuple[list[tuple[str, Arrays]], dict[
     outputs: dict[str, list[Arrays]] = {}
     wrapped: Mapping[str, Task] = {name: _Capture(task, name, jobs, outputs)
                                    for name, task in loaded.tasks.items()}
-    executive = build_executive(config, clock=FastClock(), source=RecordedInputs(recording),
+    inputs = RecordedInputs(recording, config)
+    executive = build_executive(config, clock=FastClock(), source=inputs,
                                 workers=1, loaded=LoadedTasks(dict(wrapped), loaded.reports))
-    executive.run(RecordedInputs(recording).ticks[-1] + config.runtime.minor_frame_ns)
+    executive.run(inputs.ticks[-1] + config.runtime.minor_frame_ns)
     return jobs, outputs
 
 
@@ -123,7 +124,7 @@ def _frame_loop_s(recording: Recording, outputs: dict[str, list[Arrays]]) -> tup
     """Wall time of the replay's frame loop alone (tasks return their recorded outputs), digest."""
     config = recorded_config(recording)
     canned: dict[str, Task] = {name: _Canned(jobs) for name, jobs in outputs.items()}
-    inputs = RecordedInputs(recording)
+    inputs = RecordedInputs(recording, config)
     memory, digest = MemorySink(), DigestSink()
     executive = build_executive(config, clock=FastClock(), source=inputs, sinks=[memory],
                                 workers=1, loaded=LoadedTasks(canned, {}))
@@ -173,7 +174,7 @@ def _replay(recording: Recording) -> ReplayResult:
 def _replay_only_cpu_s(recording: Recording, publications: Sequence[Publication],
                        frame_ns: int) -> dict[str, float]:
     """CPU time of what only a replay does per run: the input source and the two sinks."""
-    inputs = RecordedInputs(recording)
+    inputs = RecordedInputs(recording, recorded_config(recording))
     end_ns = inputs.ticks[-1] + frame_ns
     gc.collect()
     start = time.process_time()

@@ -106,7 +106,10 @@ def _describe(result: ReplayResult) -> str:
               if result.start_ns else f"to {result.mission_ns / NS_PER_S:g} s")
     lag = f", max lag {result.max_lag_ms:.1f} ms" if result.mode is Mode.REAL_TIME else ""
     quit_ = " (quit)" if result.quit else ""
+    refused = (" (refused: " + ", ".join(f"{n} {reason}" for reason, n in
+                                         sorted(result.rejects.items())) + ")"
+               if result.rejects else "")
     return (f"{result.mode.value} {result.target}, {window}{quit_}: {result.frames} frames, "
-            f"{result.samples} samples, {len(result.publications)} publications in "
+            f"{result.samples} samples{refused}, {len(result.publications)} publications in "
             f"{result.wall_s:.2f} s ({result.speed:.1f}x real time{lag}); "
             f"output digest {result.digest}")

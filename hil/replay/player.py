@@ -39,11 +39,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from flightai.bus.inbound import TICK_TOPIC
-from flightai.bus.wire import WireError
+from flightai.bus.inbound import TICK_TOPIC, InboundChecks
 from flightai.config.loader import load_mission, parse_mission
 from flightai.config.overrides import apply_overrides
-from flightai.config.schema import MissionConfig
+from flightai.config.schema import BusConfig, MissionConfig
 from flightai.inject import Injections
 from flightai.runtime import build_executive
 from flightai.sched.clock import Clock, ExternalClock, FastClock
@@ -106,22 +105,30 @@ def recorded_overrides(recording: Recording) -> list[str]:
 class RecordedInputs:
     """The recorded sensor samples, as an input source, up to the last recorded tick.
 
+    Every recorded ``to_runtime`` message goes through the bus's own checks
+    (:class:`~flightai.bus.inbound.InboundChecks`, built from the mission as the
+    runtime's bus builds them: wire format, sizes, topics, dtypes and shapes, and the
+    per-topic sequence numbers), so a message the runtime's bus refused (corrupt,
+    duplicated or reordered on the wire) is refused here too, for the same reason,
+    and never reaches the executive.
+
     Args:
         recording: the recording to take the ``to_runtime`` messages of.
+        config: the mission replayed (its input signals and ``bus.max_message_bytes``).
 
     Attributes:
         ticks: the tick instants, in recorded order.
-        samples: sensor samples recorded (before the last tick).
-        unreadable: ``to_runtime`` messages the wire decoder refuses (the runtime
-            refused them too, so they are not replayed in-process).
+        samples: sensor samples recorded (before the last tick) and accepted.
+        refused: the bus checks' refusals, by reason (what the runtime's bus counted).
         sent: per tick, the wire frames of every message sent before it and after
-            the previous tick (unreadable ones included), as recorded.
+            the previous tick (refused ones included), as recorded.
         tick_frames: per tick, the tick's own wire frames.
     """
 
-    def __init__(self, recording: Recording) -> None:
+    def __init__(self, recording: Recording, config: MissionConfig) -> None:
+        checks = InboundChecks({s.name: s for s in config.signals if s.input},
+                               (config.bus or BusConfig()).max_message_bytes)
         self.ticks: list[int] = []
-        self.unreadable = 0
         self.sent: list[list[Frames]] = []
         self.tick_frames: list[Frames] = []
         #: per tick: the samples sent before it and after the previous tick
@@ -135,10 +142,8 @@ class RecordedInputs:
         for recorded in recording.messages:
             if recorded.direction != TO_RUNTIME:
                 continue
-            try:
-                message = recorded.decode()
-            except WireError:
-                self.unreadable += 1
+            message = checks.check(recorded.frames)
+            if message is None:
                 raw.append(recorded.frames)
                 clean = False
                 continue
@@ -158,6 +163,7 @@ class RecordedInputs:
                 batch.extend(Sample(message.topic, message.t_ns, value, immutable=True)
                              for _, value in message.arrays)
         self.samples = sum(len(b) for b in self._batches)
+        self.refused = {reason: n for reason, n in checks.rejects.items() if n}
         #: per tick: whether its batch is in time order
         self._sorted = [all(a.t_ns <= b.t_ns for a, b in itertools.pairwise(batch))
                         for batch in self._batches]
@@ -222,6 +228,9 @@ class ReplayResult:
         max_lag_ms: real time only: how late the latest frame was released.
         cpu_s: CPU time of this process over ``wall_s`` (every thread; over the
             bus, the player's alone).
+        rejects: in-process, the inputs refused, by reason: the bus checks' and the
+            executive's together, as the runtime's health reports them (over the
+            bus: None, the runtime counts them).
     """
 
     publications: tuple[Publication, ...]
@@ -236,6 +245,7 @@ class ReplayResult:
     quit: bool = False
     max_lag_ms: float = 0.0
     cpu_s: float = 0.0
+    rejects: dict[str, int] | None = None
 
     @property
     def speed(self) -> float:
@@ -280,10 +290,10 @@ def replay(recording: Recording | str | Path, mission: Path | None = None,
     """
     if not isinstance(recording, Recording):
         recording = Recording(recording)
-    inputs = RecordedInputs(recording)
+    config = recorded_config(recording, mission, list(overrides))
+    inputs = RecordedInputs(recording, config)
     if not inputs.ticks:
         raise ValueError("the recording holds no ticks: nothing to replay")
-    config = recorded_config(recording, mission, list(overrides))
     injections = recorded_injections(recording, config)  # a faulted run's model faults
     frame_ns = config.runtime.minor_frame_ns
     end_ns = inputs.ticks[-1] + frame_ns
@@ -393,9 +403,13 @@ def _in_process(config: MissionConfig, inputs: RecordedInputs, control: FrameCon
                      time.process_time() - executive.loop_started[1])
     frames = executive.health.frames
     end_ns = control.end_ns if not control.quit else frames * config.runtime.minor_frame_ns
+    rejects = dict(inputs.refused)
+    for reason, count in executive.health.rejects.items():
+        rejects[reason] = rejects.get(reason, 0) + count
     return ReplayResult(tuple(memory.publications), digest.hexdigest(), frames,
                         inputs.samples_before(end_ns), end_ns, wall_s, mode, "in-process",
-                        control.start_ns, control.quit, control.max_lag_ns / 1e6, cpu_s)
+                        control.start_ns, control.quit, control.max_lag_ns / 1e6, cpu_s,
+                        rejects)
 
 
 @dataclass(frozen=True)

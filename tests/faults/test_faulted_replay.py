@@ -60,6 +60,13 @@ def test_fast_replay_reproduces_the_faulted_outputs_bit_for_bit(
     assert result.digest == outcome["runtime_digest"] == outcome["digest"]
 
 
+def test_fast_replay_refuses_what_the_runtime_refused_for_the_same_reasons(
+        flight: Path, recording: Recording) -> None:
+    outcome = json.loads((flight / "outcome.json").read_text())
+    assert {"duplicate", "out_of_order"} <= set(outcome["rejects"])  # the wire faults
+    assert replay(recording).rejects == outcome["rejects"]
+
+
 def test_replay_through_a_child_runtime_reapplies_the_model_faults(
         recording: Recording) -> None:
     result = replay(recording, bus=BusTarget())
