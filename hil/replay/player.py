@@ -118,7 +118,7 @@ class RecordedInputs:
 
     Attributes:
         ticks: the tick instants, in recorded order.
-        samples: sensor samples recorded (before the last tick) and accepted.
+        samples: sensor samples recorded (before the last tick) that pass the bus checks.
         refused: the bus checks' refusals, by reason (what the runtime's bus counted).
         sent: per tick, the wire frames of every message sent before it and after
             the previous tick (refused ones included), as recorded.
