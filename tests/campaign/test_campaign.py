@@ -72,6 +72,12 @@ def test_the_replay_command_flies_a_case_alone_with_fresh_models(reference: Path
     assert flown == record
 
 
+def test_workers_keep_one_blas_thread_and_glibcs_own_heap_trimming(client: Client) -> None:
+    assert set(client.run(os.getenv, "OPENBLAS_NUM_THREADS").values()) == {"1"}
+    # Dask's nanny sets 65536 by default: every freed camera image went back to the OS
+    assert set(client.run(os.getenv, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
+
+
 def _pids(client: Client) -> dict[str, int]:
     pids: dict[str, int] = client.run(os.getpid)
     return pids
